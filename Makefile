@@ -1,0 +1,56 @@
+# Ali: `make run` for a local demo, `make test` for the full suite. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TRANSLATIONS := core/translations
+export ALI_INSTANCE_PATH ?= $(CURDIR)/instance
+
+.PHONY: install run test lint typecheck pytest bench messages translations browser clean
+
+$(BIN)/ali: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/ali
+
+install: $(BIN)/ali translations
+
+translations: $(BIN)/ali
+	$(BIN)/pybabel compile --use-fuzzy -d $(TRANSLATIONS) -D messages --statistics 2>&1 | tail -n 2
+
+# Extract new strings and merge them into the catalogues; translate, then commit the .po.
+messages: $(BIN)/ali
+	$(BIN)/pybabel extract -F $(TRANSLATIONS)/babel.cfg -k _l -k lazy_gettext --no-location \
+		--sort-output -o $(TRANSLATIONS)/messages.pot core intake routing oncall templates
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching --no-location
+
+run: install
+	$(BIN)/ali db upgrade
+	$(BIN)/ali demo
+	@echo "Ali is at http://127.0.0.1:5000 (log in with a demo user above; Ctrl-C stops)"
+	$(BIN)/ali run
+
+# Browser tests drive Debian's chromium; install it when missing (CI and dev machines are root).
+browser:
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium is missing: sudo apt-get install -y chromium"; exit 1; fi; }
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install browser
+	$(BIN)/pytest --cov=core --cov=intake --cov=routing --cov=oncall --cov-branch --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: install
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,176 @@
+"""The `ali` command: a Flask CLI group; features add their own groups in init_app."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+from alembic import command
+from alembic.config import Config
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from core import scheduler
+from core.auth import MIN_PASSWORD_LENGTH, hash_password
+from core.clock import now as clock_now
+from core.db import get_session
+from core.models import Role, User
+from core.phones import InvalidPhone, normalise_phone
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+DemoSeeder = Callable[[Flask], None]
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+@click.group("db", help="Database schema.")
+def db_group() -> None:
+    pass
+
+
+@db_group.command("upgrade", help="Apply every pending migration.")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    command.upgrade(alembic_config(current_app.extensions["ali.settings"].database_url), revision)
+    click.echo("database is up to date")
+
+
+@click.group("users", help="People who log in.")
+def users_group() -> None:
+    pass
+
+
+@users_group.command("create", help="Create a user; the password is prompted or generated.")
+@click.option("--email", required=True)
+@click.option("--name", "display_name", required=True)
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice([r.value for r in Role]),
+    default=["operator"],
+    show_default=True,
+)
+@click.option("--province", "provinces", multiple=True, help="Sigla, repeatable (e.g. BS).")
+@click.option("--phone", default=None, help="E.164 or Italian number.")
+@click.option("--locale", type=click.Choice(["it", "en"]), default="it", show_default=True)
+@click.option(
+    "--generate-password", is_flag=True, help="Generate a password and print it once."
+)
+@with_appcontext
+def users_create(
+    email: str,
+    display_name: str,
+    roles: tuple[str, ...],
+    provinces: tuple[str, ...],
+    phone: str | None,
+    locale: str,
+    generate_password: bool,
+) -> None:
+    db = get_session()
+    email = email.strip().lower()
+    if db.scalar(select(User).where(User.email == email)) is not None:
+        raise click.ClickException(f"a user with e-mail {email} already exists")
+    served = current_app.extensions["ali.settings"].provinces
+    siglas = [p.strip().upper() for p in provinces]
+    unknown = [p for p in siglas if p not in served]
+    if unknown:
+        raise click.ClickException(f"not a served province: {', '.join(unknown)}")
+    try:
+        e164 = normalise_phone(phone) if phone else None
+    except InvalidPhone as exc:
+        raise click.ClickException(str(exc)) from None
+    if generate_password:
+        password = secrets.token_urlsafe(15)
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise click.ClickException(
+                f"the password needs at least {MIN_PASSWORD_LENGTH} characters"
+            )
+    user = User(
+        email=email,
+        display_name=display_name.strip(),
+        roles=list(dict.fromkeys(roles)),
+        provinces=siglas,
+        phone=e164,
+        locale=locale,
+        password_hash=hash_password(password),
+        created_at=clock_now(),
+    )
+    db.add(user)
+    db.commit()
+    click.echo(f"created user {user.id} <{email}> roles={','.join(user.roles)}")
+    if generate_password:
+        # Printed to the terminal once, never logged.
+        click.echo(f"password: {password}")
+
+
+@click.command("worker", help="Run the scheduled jobs (one process per deployment).")
+@with_appcontext
+def worker() -> None:
+    scheduler.run_blocking(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+@click.command("demo", help="Seed demo data: provinces' users, sources, rotas. Safe to re-run.")
+@with_appcontext
+def demo() -> None:
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    seeders: list[DemoSeeder] = app.extensions.get("ali.demo_seeders", [])
+    for seed in seeders:
+        seed(app)
+
+
+@click.command("run", help="Serve Ali for development, with the in-process scheduler.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def run(host: str, port: int) -> None:
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app.extensions["ali.settings"].scheduler == "inprocess":
+        scheduler.start_background(app)
+    # Werkzeug's reloader would fork a second scheduler; the embedded mode runs without it.
+    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+
+
+def add_demo_seeder(app: Flask, seeder: DemoSeeder) -> None:
+    app.extensions.setdefault("ali.demo_seeders", []).append(seeder)
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(db_group)
+    app.cli.add_command(users_group)
+    app.cli.add_command(worker)
+    app.cli.add_command(demo)
+    app.cli.add_command(run)
+    from core.demo import seed_core  # noqa: PLC0415 -- avoids a cycle with core.app
+
+    add_demo_seeder(app, seed_core)
+
+
+def _create_app() -> Flask:
+    from core.app import create_app  # noqa: PLC0415 -- the CLI builds the app lazily
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
+def main() -> None:
+    """Ali: intake and on-call dispatch for the anti-trafficking network."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reference data shipped with Ali: the ISTAT list of Italian provinces."""

@@ -1,0 +1,64 @@
+"""Error pages and JSON errors that leak nothing: no stack traces, no data, just what to do."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.sansio.response import Response as WerkzeugResponse
+
+log = logging.getLogger(__name__)
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path.startswith("/twilio/")
+
+
+def _messages() -> dict[int, str]:
+    return {
+        400: _("The request could not be understood. Go back and try again."),
+        401: _("You need to sign in."),
+        403: _("You do not have access to this page."),
+        404: _("This page does not exist."),
+        405: _("This action is not allowed here."),
+        413: _("The request is too large."),
+        415: _("Unsupported content type."),
+        429: _("Too many requests. Wait a moment and try again."),
+        500: _("Something went wrong on our side. The team has been notified."),
+    }
+
+
+def _render(code: int, message: str) -> tuple[Response | str, int]:
+    if _wants_json():
+        return jsonify(error=message, status=code), code
+    return render_template("core/error.html", code=code, message=message), code
+
+
+def _http_error(exc: HTTPException) -> tuple[Response | str, int] | WerkzeugResponse:
+    if exc.response is not None:
+        # A handler that aborted with its own response (e.g. a JSON error body) keeps it.
+        return exc.response
+    code = exc.code or 500
+    return _render(code, _messages().get(code, exc.name))
+
+
+def _csrf_error(exc: CSRFError) -> tuple[Response | str, int]:
+    log.warning("CSRF check failed on %s: %s", request.path, exc.description)
+    return _render(400, _("The form expired or was not sent from Ali. Reload the page and retry."))
+
+
+def _unexpected(exc: Exception) -> tuple[Response | str, int] | WerkzeugResponse:
+    if isinstance(exc, HTTPException):
+        return _http_error(exc)
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return _render(500, _messages()[500])
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(InternalServerError, _unexpected)
+    app.register_error_handler(Exception, _unexpected)

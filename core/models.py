@@ -1,0 +1,136 @@
+"""Tables of the shared infrastructure: users, the audit log, the worker heartbeat, the outbox."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, utc_now_default
+
+
+class Role(StrEnum):
+    OPERATOR = "operator"
+    ROTA_MANAGER = "rota_manager"
+    COORDINATOR = "coordinator"
+    ADMIN = "admin"
+
+
+def _session_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class User(Base):
+    """A person who logs in: operators, rota managers, coordinators, admins."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    phone_verified_at: Mapped[datetime | None]
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    provinces: Mapped[list[str]] = mapped_column(JSON, default=list)
+    locale: Mapped[str] = mapped_column(String(5), default="it")
+    active: Mapped[bool] = mapped_column(default=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # Rotated on password change or lockout so every existing session cookie stops working.
+    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=_session_token)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utc_now_default)
+
+    # Flask-Login protocol
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return self.session_token
+
+    def has_role(self, *roles: Role) -> bool:
+        return any(role.value in self.roles for role in roles)
+
+    def covers_province(self, sigla: str) -> bool:
+        """Coordinators and admins see every province; others only their own."""
+        return self.has_role(Role.COORDINATOR, Role.ADMIN) or sigla in self.provinces
+
+    def new_session_token(self) -> None:
+        self.session_token = _session_token()
+
+
+class AuditEntry(Base):
+    """Append-only record of who did what to which object; field names, never values."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("ix_audit_entries_object", "object_type", "object_id"),
+        Index("ix_audit_entries_action_at", "action", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(80))
+    fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+
+
+class WorkerHeartbeat(Base):
+    """Last sign of life of each scheduler, for /readyz."""
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    beat_at: Mapped[datetime]
+    pid: Mapped[int]
+
+
+class OutboxMessage(Base):
+    """What the sandbox telephony would have sent: SMS and calls, shown on /sandbox."""
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sid: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    to: Mapped[str] = mapped_column(String(20))
+    from_: Mapped[str] = mapped_column("from_number", String(20))
+    body: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    status_callback: Mapped[str | None] = mapped_column(Text)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+
+
+class DeliveryStatus(Base):
+    """Latest known provider status of each SMS or call we sent, keyed by provider id."""
+
+    __tablename__ = "delivery_statuses"
+
+    sid: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(20))
+    error_code: Mapped[int | None]
+    answered_by: Mapped[str | None] = mapped_column(String(30))
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime]

@@ -1,0 +1,1 @@
+"""Intake of hand-offs: Numero Verde webhook, partner phone and SMS, manual entry, cases."""

@@ -1,0 +1,1 @@
+"""On call: operators, rotas, overrides, gaps, reminders and calendar feeds."""

@@ -1,0 +1,1 @@
+"""Routing: province resolution, dispatch and escalation of cases to the on-call chain."""
