@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from argon2 import PasswordHasher
+from argon2.profiles import CHEAPEST
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from core.app import FEATURES, create_app
-from argon2 import PasswordHasher
-from argon2.profiles import CHEAPEST
-
 from core.auth import hash_password, use_password_hasher
 from core.cli import alembic_config
 from core.clock import FrozenClock

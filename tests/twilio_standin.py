@@ -34,7 +34,7 @@ import phonenumbers
 import requests
 from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import (
     BaseWSGIServer,
@@ -287,7 +287,7 @@ class TwilioWebhooks(Generic[R]):
             params["AnsweredBy"] = _answered_by(answered_by)
         if duration is not None:
             params["CallDuration"] = str(duration)
-            params["Duration"] = str(max(1, (duration + 59) // 60))  # billed minutes
+            params["Duration"] = str((duration + 59) // 60)  # billed minutes
         return self.signed_post(url, params)
 
     def call_answered(
@@ -765,12 +765,15 @@ class TwilioStandIn:
             call.updated_at = now
             if status == "in-progress" and call.start_time is None:
                 call.start_time = now
-            if status in CALL_ENDED_STATUSES and call.end_time is None:
-                call.end_time = now
             if answered_by is not None:
                 call.answered_by = _answered_by(answered_by)
             if duration is not None:
                 call.duration = duration
+            if status in CALL_ENDED_STATUSES and call.end_time is None:
+                call.end_time = now
+                if call.duration is None:  # Twilio reports 0 for a call nobody answered
+                    start = call.start_time
+                    call.duration = 0 if start is None else round((now - start).total_seconds())
             return call
 
     # -- callbacks to the app
@@ -960,7 +963,7 @@ class TwilioStandIn:
             endpoint, args = adapter.match()
         except MethodNotAllowed as error:
             raise TwilioApiError(405, 20004, "Method not allowed") from error
-        except (NotFound, HTTPException) as error:
+        except HTTPException as error:
             raise self._not_found(request.path) from error
         if args["account_sid"] != self.account_sid:
             # Authenticated, but not as the account in the path.

@@ -497,7 +497,7 @@ def test_call_status_is_sent_only_for_requested_events(
 
     with pytest.raises(LookupError, match="'ringing'"):
         standin.send_call_status(sid, "ringing", transport)
-    response = standin.send_call_status(sid, "no-answer", transport, duration=0)
+    response = standin.send_call_status(sid, "no-answer", transport)
 
     assert response.status_code == 200
     [(name, form)] = receiver.received
@@ -505,6 +505,7 @@ def test_call_status_is_sent_only_for_requested_events(
     assert form["CallStatus"] == ["no-answer"]
     assert form["CallSid"] == [sid]
     assert form["SequenceNumber"] == ["0"]
+    assert form["CallDuration"] == ["0"]
     assert standin.call(sid).status == "no-answer"
 
 
