@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 
@@ -14,4 +15,6 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
 
 
 class LanguageForm(FlaskForm):  # type: ignore[misc]
-    lang = SelectField(_l("Language"), choices=[("it", "Italiano"), ("en", "English")])
+    lang = SelectField(
+        _l("Language"), choices=[SelectChoice("it", "Italiano"), SelectChoice("en", "English")]
+    )
