@@ -6,4 +6,15 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Plugs the intake API, CLI and demo into the app (filled in by the intake work)."""
+    """Plugs the intake API, CLI and demo into the app."""
+    # Imported here: the feature plugs into an app that core has already built.
+    from core.app import csrf  # noqa: PLC0415
+    from core.cli import add_demo_seeder  # noqa: PLC0415
+    from intake import api, cli, demo  # noqa: PLC0415
+
+    app.register_blueprint(api.bp)
+    # The API authenticates every request with its HMAC signature; there is no session cookie
+    # to protect, so the form CSRF token does not apply.
+    csrf.exempt(api.bp)
+    cli.init_app(app)
+    add_demo_seeder(app, demo.seed_intake)

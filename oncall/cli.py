@@ -1,9 +1,278 @@
 """`ali operators` and `ali rota` commands."""
 
+# Exit statuses: 0 done; 1 the command ran and found something wrong (a bad CSV line, a gap:
+# monitoring scripts rely on it); 2 the command line itself is wrong (click's usage errors).
+
 from __future__ import annotations
 
-from flask import Flask
+import secrets
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from sqlalchemy import func, select
+
+from core import audit
+from core.auth import MIN_PASSWORD_LENGTH, hash_password
+from core.clock import now as clock_now
+from core.db import get_session
+from core.models import User
+from oncall.csv_import import (
+    ImportReport,
+    LocalTime,
+    LocalTimeError,
+    import_operators,
+    import_rota,
+    parse_local_time,
+)
+from oncall.schedule import ROME
+from oncall.services import OnCallChain, all_gaps, on_call_chain
+
+CLI_ACTOR = "cli"
+
+
+def _served() -> tuple[str, ...]:
+    provinces: tuple[str, ...] = current_app.extensions["ali.settings"].provinces
+    return provinces
+
+
+def _province_option(value: str | None) -> str | None:
+    if value is None:
+        return None
+    sigla = value.strip().upper()
+    if sigla not in _served():
+        raise click.BadParameter(
+            f"{sigla} is not a served province (served: {', '.join(_served())})",
+            param_hint="--province",
+        )
+    return sigla
+
+
+def _local(at: datetime) -> str:
+    return at.astimezone(ROME).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _finish_import(report: ImportReport, what: str) -> None:
+    """Commit when every line is good; otherwise roll back, list the lines, exit 1."""
+    session = get_session()
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    if not report.ok:
+        session.rollback()
+        for error in report.errors:
+            click.echo(error, err=True)
+        click.echo(
+            f"nothing imported: {len(report.errors)} problem(s); fix them and import again",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
+    session.commit()
+    click.echo(
+        f"{what}: {report.created} created, {report.updated} updated, "
+        f"{report.unchanged} already up to date"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# ali operators
+
+
+@click.group("operators", help="Operators: import them from a spreadsheet.")
+def operators_group() -> None:
+    pass
+
+
+@operators_group.command("import", help="Create or update users from a CSV file.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def operators_import(file: Path) -> None:
+    """Columns name,email,phone,provinces,roles,languages (lists split by ';').
+
+    Nothing is imported when any line is bad. Imported users have no password: give them
+    one with `ali operators set-password EMAIL`.
+    """
+    session = get_session()
+    report = import_operators(
+        session, file.read_bytes(), now=clock_now(), actor=CLI_ACTOR, served=_served()
+    )
+    _finish_import(report, "operators")
+    if report.created:
+        click.echo(
+            "new users have no password and cannot log in yet: "
+            "set one with `ali operators set-password EMAIL`"
+        )
+
+
+@operators_group.command("set-password", help="Set a user's password (prompted or generated).")
+@click.argument("email")
+@click.option("--generate-password", is_flag=True, help="Generate one and print it once.")
+@with_appcontext
+def operators_set_password(email: str, generate_password: bool) -> None:
+    session = get_session()
+    user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"no user has the e-mail {email.strip().lower()}")
+    if generate_password:
+        password = secrets.token_urlsafe(15)
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise click.ClickException(
+                f"the password needs at least {MIN_PASSWORD_LENGTH} characters"
+            )
+    user.password_hash = hash_password(password)
+    # Every session opened with the old password ends.
+    user.new_session_token()
+    audit.record(
+        session,
+        now=clock_now(),
+        action="update",
+        object_type="user",
+        object_id=user.id,
+        actor=CLI_ACTOR,
+        fields=["password_hash"],
+    )
+    session.commit()
+    click.echo(f"password set for user {user.id} <{user.email}>")
+    if generate_password:
+        click.echo(f"password: {password}")
+
+
+# ---------------------------------------------------------------------------------------
+# ali rota
+
+
+@click.group("rota", help="The on-call rota: import shifts, who is on call, gaps.")
+def rota_group() -> None:
+    pass
+
+
+@rota_group.command("import", help="Add explicit shifts from a CSV file.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def rota_import(file: Path) -> None:
+    """Columns province,tier,operator_email,start,end; times in Europe/Rome local time.
+
+    A time repeated by the autumn change needs its offset (2026-10-25T02:30+02:00 is the
+    first, +01:00 the second); nothing is imported when any line is bad.
+    """
+    session = get_session()
+    report = import_rota(
+        session, file.read_bytes(), now=clock_now(), actor=CLI_ACTOR, served=_served()
+    )
+    _finish_import(report, "shifts")
+
+
+def _person(user: User | None) -> str:
+    if user is None:
+        return "nobody"
+    if user.phone is None:
+        phone = "no phone number"
+    elif user.phone_verified_at is None:
+        phone = f"{user.phone} (not verified)"
+    else:
+        phone = user.phone
+    return f"{user.display_name}  {phone}"
+
+
+def _print_chain(chain: OnCallChain) -> None:
+    click.echo(f"{chain.province} on call at {_local(chain.at)}:")
+    click.echo(f"  primary:     {_person(chain.primary)}")
+    click.echo(f"  backup:      {_person(chain.backup)}")
+    if not chain.coordinators:
+        click.echo(f"  coordinator: {_person(None)}")
+    for coordinator in chain.coordinators:
+        click.echo(f"  coordinator: {_person(coordinator)}")
+
+
+def _parse_at(value: str | None) -> LocalTime | None:
+    if value is None:
+        return None
+    try:
+        return parse_local_time(value)
+    except LocalTimeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
+
+
+@rota_group.command("who", help="Who is on call in a province: primary, backup, coordinators.")
+@click.option("--province", required=True, help="Sigla of a served province, e.g. BS.")
+@click.option(
+    "--at",
+    "at_text",
+    default=None,
+    help="Local time in Europe/Rome (2026-10-25T02:30) or with an offset (+01:00); "
+    "default now. A time that happens twice shows the first, then the second.",
+)
+@with_appcontext
+def rota_who(province: str, at_text: str | None) -> None:
+    sigla = _province_option(province)
+    assert sigla is not None  # noqa: S101 -- the option is required
+    local = _parse_at(at_text)
+    session = get_session()
+    instants = [clock_now()] if local is None else list(local.occurrences)
+    if local is not None and local.ambiguous:
+        first, second = (_local(o) for o in local.occurrences)
+        stamp = local.wall.strftime("%H:%M")
+        click.echo(
+            f"{stamp} occurs twice on {local.wall.date().isoformat()}: first {first}, "
+            f"then {second}; showing both (use +02:00 or +01:00 to ask for one)"
+        )
+    for index, instant in enumerate(instants):
+        if index:
+            click.echo("")
+        _print_chain(on_call_chain(session, province=sigla, at=instant))
+    # Phone numbers were shown: an access to personal data, so it is on the record.
+    audit.record(
+        session,
+        now=clock_now(),
+        action="read",
+        object_type="on_call_chain",
+        object_id=sigla,
+        actor=CLI_ACTOR,
+        fields=["display_name", "phone"],
+        detail={"at": [i.isoformat() for i in instants]},
+    )
+    session.commit()
+
+
+def _duration(start: datetime, end: datetime) -> str:
+    minutes = int((end - start).total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"
+
+
+@rota_group.command("gaps", help="Times with no primary on call; exit status 1 when any.")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 366))
+@click.option("--province", default=None, help="Only this served province (default: all).")
+@with_appcontext
+def rota_gaps(days: int, province: str | None) -> None:
+    sigla = _province_option(province)
+    provinces: Collection[str] = [sigla] if sigla else _served()
+    start = clock_now()
+    end = start + timedelta(days=days)
+    session = get_session()
+    found = all_gaps(session, provinces=list(provinces), start=start, end=end)
+    session.rollback()
+    total = 0
+    for name in provinces:
+        intervals = found[name]
+        total += len(intervals)
+        if not intervals:
+            click.echo(f"{name}: no gaps until {_local(end)}")
+            continue
+        click.echo(f"{name}: {len(intervals)} gap(s)")
+        for gap_start, gap_end in intervals:
+            click.echo(
+                f"  {_local(gap_start)} -> {_local(gap_end)}  ({_duration(gap_start, gap_end)})"
+            )
+    if total:
+        raise click.exceptions.Exit(1)
 
 
 def init_app(app: Flask) -> None:
     """Registers the command groups."""
+    app.cli.add_command(operators_group)
+    app.cli.add_command(rota_group)

@@ -1,9 +1,138 @@
 """Demo rotas for every served province (with one deliberate gap)."""
 
+# Every served province gets a weekly primary rotation of its two demo operators and a
+# weekly backup rotation of the same two the other way round; the project gets a weekly
+# coordinator rotation. Rotations start the Monday before last, so "now" is always covered,
+# and run ten weeks, so the next eight are. In the first served province the primary
+# rotation stops after this week and a second one picks up on Wednesday of next week:
+# Monday 09:00 to Wednesday 09:00 of next week nobody is primary, the one gap the month
+# view shows in red and the gap warnings report. Each rotation is found by its name, so a
+# second `ali demo` adds nothing.
+
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date, time, timedelta
+
+import click
 from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.cli import add_demo_seeder
+from core.clock import to_local
+from core.db import session_scope
+from core.models import User
+from oncall import services
+from oncall.models import Rotation
+from oncall.schedule import Tier
+
+HANDOVER = time(9, 0)
+WEEKS = 10
+COORDINATOR_EMAIL = "coordinatrice@ali.example"
+
+
+@dataclass(frozen=True)
+class DemoRotation:
+    name: str
+    province: str | None
+    tier: Tier
+    emails: tuple[str, ...]
+    start: date
+    end: date
+
+
+def _operator(n: int, sigla: str) -> str:
+    return f"operatore{n}.{sigla.lower()}@ali.example"
+
+
+def demo_rotations(provinces: tuple[str, ...], today: date) -> list[DemoRotation]:
+    """The rotations of the demo, relative to the local date ``today``."""
+    this_monday = today - timedelta(days=today.weekday())
+    start = this_monday - timedelta(days=7)
+    end = start + timedelta(weeks=WEEKS)
+    next_monday = this_monday + timedelta(days=7)
+    rotations: list[DemoRotation] = []
+    for index, sigla in enumerate(provinces):
+        one, two = _operator(1, sigla), _operator(2, sigla)
+        if index == 0:
+            rotations += [
+                DemoRotation(
+                    f"Demo primary {sigla}", sigla, Tier.PRIMARY, (one, two), start, next_monday
+                ),
+                DemoRotation(
+                    f"Demo primary {sigla} (from Wednesday)",
+                    sigla,
+                    Tier.PRIMARY,
+                    (two, one),
+                    next_monday + timedelta(days=2),
+                    end,
+                ),
+            ]
+        else:
+            rotations.append(
+                DemoRotation(f"Demo primary {sigla}", sigla, Tier.PRIMARY, (one, two), start, end)
+            )
+        rotations.append(
+            DemoRotation(f"Demo backup {sigla}", sigla, Tier.BACKUP, (two, one), start, end)
+        )
+    rotations.append(
+        DemoRotation("Demo coordinators", None, Tier.COORDINATOR, (COORDINATOR_EMAIL,), start, end)
+    )
+    return rotations
+
+
+def _exists(db: Session, spec: DemoRotation) -> bool:
+    province = (
+        Rotation.province.is_(None)
+        if spec.province is None
+        else (Rotation.province == spec.province)
+    )
+    found = db.scalar(
+        select(Rotation.id).where(
+            province, Rotation.tier == spec.tier.value, Rotation.name == spec.name
+        )
+    )
+    return found is not None
+
+
+def seed_rotas(app: Flask) -> None:
+    settings = app.extensions["ali.settings"]
+    now = app.extensions["ali.clock"].now()
+    created = 0
+    with session_scope(app) as db:
+        users = {u.email: u.id for u in db.scalars(select(User))}
+        for spec in demo_rotations(settings.provinces, to_local(now).date()):
+            if _exists(db, spec):
+                continue
+            missing = [email for email in spec.emails if email not in users]
+            if missing:
+                click.echo(f"skipped demo rotation {spec.name!r}: no user {', '.join(missing)}")
+                continue
+            services.create_rotation(
+                db,
+                actor="demo",
+                now=now,
+                province=spec.province,
+                tier=spec.tier,
+                operator_ids=[users[email] for email in spec.emails],
+                handover=HANDOVER,
+                period_days=7,
+                start_date=spec.start,
+                end_date=spec.end,
+                name=spec.name,
+                served=settings.provinces,
+            )
+            created += 1
+    if created:
+        click.echo(
+            f"Demo rotas: {created} rotations created (one gap next week in "
+            f"{settings.provinces[0]}, Monday to Wednesday)."
+        )
+    else:
+        click.echo("demo rotas already exist")
 
 
 def init_app(app: Flask) -> None:
     """Registers the rota demo seeder."""
+    add_demo_seeder(app, seed_rotas)

@@ -2,10 +2,592 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import phonenumbers
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import format_date
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from core import audit
+from core.auth import login_required
+from core.clock import now as clock_now
+from core.config import Settings
+from core.db import get_session
+from core.models import Role, User
+from core.nav import NavItem, current_locale, register_nav
+from oncall import rota_page, services
+from oncall.forms import EndRotationForm, OverrideForm, RotationForm
+from oncall.models import Override, Rotation
+from oncall.rota_page import is_ambiguous
+from oncall.schedule import ROME, Shift, Tier, gaps, preview_rotation, rotation_shifts
 
 bp = Blueprint("oncall", __name__, url_prefix="/rota")
+
+PREVIEW_SHIFTS = 10
+MY_SHIFTS_DAYS = 30
+INDEX_GAP_DAYS = 14
+
+
+# ---------------------------------------------------------------------------------------
+# Access
+
+
+def _served() -> tuple[str, ...]:
+    settings: Settings = current_app.extensions["ali.settings"]
+    return settings.provinces
+
+
+def _user() -> User:
+    user: User = current_user
+    return user
+
+
+def can_edit(user: User, province: str) -> bool:
+    """Coordinators and admins everywhere; rota managers in their own provinces."""
+    if user.has_role(Role.COORDINATOR, Role.ADMIN):
+        return True
+    return user.has_role(Role.ROTA_MANAGER) and province in user.provinces
+
+
+def _province(sigla: str, *, edit: bool = False) -> str:
+    """The province of the URL, or 404 when not served, or 403 when the user has no access."""
+    if sigla not in _served():
+        abort(404)
+    user = _user()
+    if not user.covers_province(sigla):
+        abort(403)
+    if edit and not can_edit(user, sigla):
+        abort(403)
+    return sigla
+
+
+def _visible_provinces(user: User) -> list[str]:
+    return [sigla for sigla in _served() if user.covers_province(sigla)]
+
+
+def _today() -> date:
+    return clock_now().astimezone(ROME).date()
+
+
+# ---------------------------------------------------------------------------------------
+# Formatting helpers for the templates
+
+
+def tier_label(tier: str | Tier | None) -> str:
+    labels: dict[str, str] = {
+        Tier.PRIMARY.value: _("Primary"),
+        Tier.BACKUP.value: _("Backup"),
+        Tier.COORDINATOR.value: _("Coordinators"),
+    }
+    if tier is None:
+        return labels[Tier.COORDINATOR.value]
+    return labels.get(str(tier), str(tier))
+
+
+def clock(instant: datetime, day: date | None = None) -> str:
+    """HH:MM in Rome; the next midnight of ``day`` reads 24:00; a reading that happens twice
+    on the autumn change carries its zone (02:30 CEST, then 02:30 CET)."""
+    local = instant.astimezone(ROME)
+    if day is not None and local.date() > day:
+        return "24:00"
+    text = local.strftime("%H:%M")
+    if is_ambiguous(instant):
+        text += " " + (local.tzname() or "")
+    return text
+
+
+def when(instant: datetime) -> str:
+    """Day and time in Rome, e.g. "sab 24 ott 08:00"."""
+    local = instant.astimezone(ROME)
+    return f"{format_date(local.date(), 'EEE d MMM')} {clock(instant)}"
+
+
+def hours(start: datetime, end: datetime) -> str:
+    value = (end - start) / timedelta(hours=1)
+    return f"{value:g} h"
+
+
+def phone_display(e164: str) -> str:
+    """+39 333 100 0002: readable at night; the tel: link keeps the E.164 form."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def month_title(month: date) -> str:
+    return str(format_date(month, "LLLL yyyy"))
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {
+        "tier_label": tier_label,
+        "clock": clock,
+        "when": when,
+        "hours": hours,
+        "month_title": month_title,
+        "phone_display": phone_display,
+        "format_date": format_date,
+        "phone_verified": rota_page.phone_verified,
+        "Tier": Tier,
+    }
+
+
+# Services speak English (see oncall.services); users see these, by the field concerned.
+def _rota_error_message(exc: services.RotaError) -> str:
+    by_field = {
+        "operator_ids": _(
+            "One of the operators cannot be on call here: each must be active, "
+            "have the operator role and cover this province."
+        ),
+        "period_days": _("A rotation hands over every day or every week."),
+        "handover": _("Enter the hand-over time as hours and minutes, e.g. 08:00."),
+        "start_date": _("Enter a valid date."),
+        "end_date": _("The end must be after the first day."),
+        "start": _("Enter when the swap starts."),
+        "end": _(
+            "The end must be after the start, and a swap lasts at most %(days)s days: "
+            "use a rotation for longer arrangements.",
+            days=services.MAX_ASSIGNMENT.days,
+        ),
+    }
+    return str(by_field.get(exc.field or "", _("This change cannot be made. Check the form.")))
+
+
+def _form_error(form: Any, field_name: str | None, message: str) -> None:
+    field = getattr(form, field_name, None) if field_name else None
+    if field is not None and hasattr(field, "errors"):
+        field.errors = [*list(field.errors), message]
+    else:
+        flash(message, "error")
+
+
+# ---------------------------------------------------------------------------------------
+# Pages
+
+
+@bp.get("/")
+@login_required
+def index() -> str | WerkzeugResponse:
+    user = _user()
+    provinces = _visible_provinces(user)
+    if len(provinces) == 1:
+        return redirect(url_for("oncall.month", sigla=provinces[0]))
+    now = clock_now()
+    found_gaps = services.all_gaps(
+        get_session(), provinces=provinces, start=now, end=now + timedelta(days=INDEX_GAP_DAYS)
+    )
+    return render_template(
+        "oncall/index.html",
+        provinces=provinces,
+        gaps=found_gaps,
+        gap_days=INDEX_GAP_DAYS,
+        editable={p: can_edit(user, p) for p in provinces},
+    )
+
+
+@bp.get("/<sigla>")
+@login_required
+def month(sigla: str) -> str:
+    province = _province(sigla)
+    try:
+        shown = rota_page.parse_month(request.args.get("month"), _today())
+    except rota_page.BadMonth:
+        abort(400)
+    view = rota_page.build_month(
+        get_session(),
+        province=province,
+        month=shown,
+        today=_today(),
+        locale=current_locale(),
+    )
+    return render_template(
+        "oncall/month.html",
+        view=view,
+        editable=can_edit(_user(), province),
+        columns=[*rota_page.PROVINCE_TIERS]
+        + ([Tier.COORDINATOR] if view.has_coordinator_rota else []),
+    )
+
+
+def _rotation_or_404(province: str, rotation_id: int) -> Rotation:
+    rotation = get_session().get(Rotation, rotation_id)
+    if rotation is None or rotation.province != province:
+        abort(404)
+    return rotation
+
+
+def _preview(
+    form: RotationForm, province: str, rotation_id: int | None
+) -> tuple[list[Shift], list[tuple[datetime, datetime]]]:
+    """The next turns the rotation will produce, and the primary gaps the province will have
+    from now until the last of them once it is saved (other rules included)."""
+    rule = services.draft_rule(
+        tier=form.tier.data,
+        operator_ids=form.operator_ids(),
+        handover=form.handover.data,
+        period_days=int(form.period_days.data),
+        start_date=form.start_date.data,
+        end_date=form.end_date.data,
+        rotation_id=rotation_id,
+    )
+    first_day = max(rule.start, _today())
+    start = rota_page.local_midnight(first_day)
+    end = rota_page.local_midnight(
+        first_day + timedelta(days=rule.period_days * (PREVIEW_SHIFTS + 1))
+    )
+    # Begin with the first whole turn (the one in force that day, or the first to come).
+    turns = rotation_shifts(rule, start, end)
+    if turns:
+        start = turns[0].start
+    shifts = preview_rotation(rule, start, end)[:PREVIEW_SHIFTS]
+    if shifts:
+        end = shifts[-1].end
+    holes: list[tuple[datetime, datetime]] = []
+    if rule.tier is Tier.PRIMARY:
+        # From now: a rotation starting in a fortnight leaves the fortnight uncovered.
+        since = min(clock_now(), start)
+        resolved = services.province_schedule(
+            get_session(),
+            province=province,
+            tier=Tier.PRIMARY,
+            start=since,
+            end=end,
+            with_rotation=rule,
+        )
+        holes = gaps(resolved, since, end)
+    return shifts, holes
+
+
+def _rotation_page(
+    form: RotationForm,
+    province: str,
+    rotation: Rotation | None,
+    operators: list[User],
+    *,
+    status: int = 200,
+    preview: tuple[list[Shift], list[tuple[datetime, datetime]]] | None = None,
+) -> tuple[str, int]:
+    form.add_operator_slots(len(form.operator_ids()) + 1)
+    return (
+        render_template(
+            "oncall/rotation_form.html",
+            form=form,
+            province=province,
+            rotation=rotation,
+            names={user.id: user for user in operators},
+            preview=preview,
+            fingerprint=form.fingerprint() if preview else "",
+            end_form=EndRotationForm(formdata=None) if rotation else None,
+        ),
+        status,
+    )
+
+
+def _rotation_editor(
+    province: str, rotation: Rotation | None
+) -> tuple[str, int] | WerkzeugResponse:
+    operators = rota_page.province_operators(get_session(), province)
+    if request.method == "POST":
+        return _submit_rotation(province, rotation, operators)
+    if rotation is None:
+        data: dict[str, Any] = {
+            "tier": Tier.PRIMARY.value,
+            "period_days": "7",
+            "handover": time(9, 0),
+            "start_date": _today() + timedelta(days=1),
+            "operators": [],
+        }
+    else:
+        data = {
+            "name": rotation.name,
+            "tier": rotation.tier,
+            "operators": [str(uid) for uid in rotation.operator_ids],
+            "handover": rotation.handover,
+            "period_days": str(rotation.period_days),
+            "start_date": rotation.start_date,
+            "end_date": rotation.end_date,
+        }
+    form = RotationForm(formdata=None, data=data)
+    form.set_operator_choices(operators)
+    return _rotation_page(form, province, rotation, operators)
+
+
+def _submit_rotation(
+    province: str, rotation: Rotation | None, operators: list[User]
+) -> tuple[str, int] | WerkzeugResponse:
+    """Preview (the default action), one more operator slot, or save a previewed rotation."""
+    form = RotationForm()
+    form.set_operator_choices(operators)
+    action = request.form.get("action", "preview")
+    if action == "more":
+        form.add_operator_slots(len(form.operators) + 1)
+        return _rotation_page(form, province, rotation, operators)
+    preview = None
+    if form.validate():
+        try:
+            preview = _preview(form, province, rotation.id if rotation else None)
+        except services.RotaError as exc:
+            _form_error(form, exc.field, _rota_error_message(exc))
+    if preview is None:
+        return _rotation_page(form, province, rotation, operators, status=400)
+    if action != "save":
+        return _rotation_page(form, province, rotation, operators, preview=preview)
+    if request.form.get("previewed") != form.fingerprint():
+        flash(_("Check the preview of these values, then save."), "error")
+        return _rotation_page(form, province, rotation, operators, preview=preview, status=400)
+    return _save_rotation(form, province, rotation, operators)
+
+
+def _save_rotation(
+    form: RotationForm, province: str, rotation: Rotation | None, operators: list[User]
+) -> tuple[str, int] | WerkzeugResponse:
+    session = get_session()
+    values: dict[str, Any] = {
+        "tier": form.tier.data,
+        "operator_ids": form.operator_ids(),
+        "handover": form.handover.data,
+        "period_days": int(form.period_days.data),
+        "start_date": form.start_date.data,
+        "end_date": form.end_date.data,
+        "name": form.name.data or "",
+    }
+    try:
+        if rotation is None:
+            saved = services.create_rotation(
+                session, actor=_user(), now=clock_now(), province=province, **values
+            )
+        else:
+            saved = services.update_rotation(
+                session, rotation, actor=_user(), now=clock_now(), **values
+            )
+    except services.RotaError as exc:
+        session.rollback()
+        _form_error(form, exc.field, _rota_error_message(exc))
+        return _rotation_page(form, province, rotation, operators, status=400)
+    session.commit()
+    flash(_("Rotation saved."), "success")
+    shown = max(saved.start_date, _today())
+    return redirect(url_for("oncall.month", sigla=province, month=shown.strftime("%Y-%m")))
+
+
+@bp.route("/<sigla>/rotations/new", methods=["GET", "POST"])
+@login_required
+def new_rotation(sigla: str) -> tuple[str, int] | WerkzeugResponse:
+    province = _province(sigla, edit=True)
+    return _rotation_editor(province, None)
+
+
+@bp.route("/<sigla>/rotations/<int:rotation_id>", methods=["GET", "POST"])
+@login_required
+def edit_rotation(sigla: str, rotation_id: int) -> tuple[str, int] | WerkzeugResponse:
+    province = _province(sigla, edit=True)
+    return _rotation_editor(province, _rotation_or_404(province, rotation_id))
+
+
+@bp.post("/<sigla>/rotations/<int:rotation_id>/end")
+@login_required
+def end_rotation(sigla: str, rotation_id: int) -> tuple[str, int] | WerkzeugResponse:
+    province = _province(sigla, edit=True)
+    rotation = _rotation_or_404(province, rotation_id)
+    form = EndRotationForm()
+    session = get_session()
+    if form.validate():
+        try:
+            services.update_rotation(
+                session, rotation, actor=_user(), now=clock_now(), end_date=form.end_date.data
+            )
+        except services.RotaError as exc:
+            session.rollback()
+            flash(_rota_error_message(exc), "error")
+        else:
+            session.commit()
+            ends = format_date(form.end_date.data)
+            flash(_("The rotation ends on %(day)s.", day=ends), "success")
+            return redirect(url_for("oncall.month", sigla=province))
+    for errors in form.errors.values():
+        for message in errors:
+            flash(str(message), "error")
+    return redirect(url_for("oncall.edit_rotation", sigla=province, rotation_id=rotation.id))
+
+
+@bp.post("/<sigla>/rotations/<int:rotation_id>/delete")
+@login_required
+def delete_rotation(sigla: str, rotation_id: int) -> WerkzeugResponse:
+    province = _province(sigla, edit=True)
+    rotation = _rotation_or_404(province, rotation_id)
+    # CSRFProtect checks the token of every POST before the view runs.
+    session = get_session()
+    services.delete_rotation(session, rotation, actor=_user(), now=clock_now())
+    session.commit()
+    flash(_("Rotation deleted."), "success")
+    return redirect(url_for("oncall.month", sigla=province))
+
+
+def _override_prefill(province: str) -> dict[str, Any]:
+    """From and to of a swap on the day of the link: that day's hand-over to the next one."""
+    tier_text = request.args.get("tier", Tier.PRIMARY.value)
+    tier = Tier.BACKUP if tier_text == Tier.BACKUP.value else Tier.PRIMARY
+    try:
+        day = date.fromisoformat(request.args.get("day", ""))
+    except ValueError:
+        day = _today()
+    if not rota_page.in_supported_range(day):
+        day = _today()
+    rotations = rota_page.province_rotations(get_session(), province)
+    at = rota_page.handover_for(rotations, tier, day)
+    return {
+        "tier": tier.value,
+        "start": datetime.combine(day, at),
+        "end": datetime.combine(day + timedelta(days=1), at),
+    }
+
+
+@bp.route("/<sigla>/overrides/new", methods=["GET", "POST"])
+@login_required
+def new_override(sigla: str) -> tuple[str, int] | WerkzeugResponse:
+    province = _province(sigla, edit=True)
+    session = get_session()
+    operators = rota_page.province_operators(session, province)
+    if request.method == "GET":
+        form = OverrideForm(formdata=None, data=_override_prefill(province))
+        form.set_operator_choices(operators)
+        return render_template("oncall/override_form.html", form=form, province=province), 200
+
+    form = OverrideForm()
+    form.set_operator_choices(operators)
+    if form.validate():
+        start = end = None
+        try:
+            start = rota_page.from_local(form.start.data)
+        except rota_page.NonexistentLocalTime:
+            form.start.errors.append(_nonexistent_message())
+        try:
+            end = rota_page.from_local(form.end.data)
+        except rota_page.NonexistentLocalTime:
+            form.end.errors.append(_nonexistent_message())
+        if start is not None and end is not None:
+            try:
+                services.add_override(
+                    session,
+                    actor=_user(),
+                    now=clock_now(),
+                    province=province,
+                    tier=form.tier.data,
+                    user_id=int(form.user_id.data),
+                    start=start,
+                    end=end,
+                    reason=form.reason.data or "",
+                )
+            except services.RotaError as exc:
+                session.rollback()
+                _form_error(form, exc.field, _rota_error_message(exc))
+            else:
+                session.commit()
+                flash(
+                    _("Swap saved: %(start)s – %(end)s.", start=when(start), end=when(end)),
+                    "success",
+                )
+                return redirect(
+                    url_for(
+                        "oncall.month",
+                        sigla=province,
+                        month=start.astimezone(ROME).strftime("%Y-%m"),
+                    )
+                )
+    return render_template("oncall/override_form.html", form=form, province=province), 400
+
+
+def _nonexistent_message() -> str:
+    return str(
+        _(
+            "This time does not exist that day: the clocks go forward from 02:00 to 03:00. "
+            "Choose 03:00 or later."
+        )
+    )
+
+
+@bp.post("/<sigla>/overrides/<int:override_id>/delete")
+@login_required
+def delete_override(sigla: str, override_id: int) -> WerkzeugResponse:
+    province = _province(sigla, edit=True)
+    session = get_session()
+    override = session.get(Override, override_id)
+    if override is None or override.province != province:
+        abort(404)
+    month = override.start_at.astimezone(ROME).strftime("%Y-%m")
+    services.delete_override(session, override, actor=_user(), now=clock_now())
+    session.commit()
+    flash(_("Swap deleted."), "success")
+    return redirect(url_for("oncall.month", sigla=province, month=month))
+
+
+@bp.get("/now")
+@login_required
+def now() -> str:
+    user = _user()
+    provinces = _visible_provinces(user)
+    session = get_session()
+    at = clock_now()
+    rows = rota_page.on_call_now(session, provinces=provinces, now=at)
+    chain = services.on_call_chain(session, province=provinces[0], at=at) if provinces else None
+    coordinators = chain.coordinators if chain else rota_page.active_coordinators(session)
+    # The page shows colleagues' phone numbers: the read is audited, by field name.
+    audit.record(
+        session,
+        now=at,
+        action="read",
+        object_type="on_call_now",
+        actor=user,
+        fields=["display_name", "phone"],
+        detail={"provinces": provinces},
+    )
+    session.commit()
+    return render_template(
+        "oncall/now.html",
+        rows=rows,
+        coordinators=coordinators,
+        at=at,
+        horizon=at + rota_page.LOOKAHEAD,
+    )
+
+
+@bp.get("/mine")
+@login_required
+def mine() -> str:
+    user = _user()
+    at = clock_now()
+    shifts = services.upcoming_shifts(
+        get_session(), user_id=user.id, start=at, end=at + timedelta(days=MY_SHIFTS_DAYS)
+    )
+    return render_template(
+        "oncall/mine.html",
+        shifts=shifts,
+        days=MY_SHIFTS_DAYS,
+        at=at,
+        phone_ok=rota_page.phone_verified(user),
+    )
 
 
 def init_app(app: Flask) -> None:
     """Registers the navigation entries of the rota pages."""
+    register_nav(app, NavItem("oncall.index", _l("Rota")))
+    register_nav(app, NavItem("oncall.now", _l("On call now")))
+    register_nav(app, NavItem("oncall.mine", _l("My shifts")))

@@ -1,0 +1,234 @@
+"""The signed JSON API of design §4: hand-offs, their status, who is on call, the OpenAPI document.
+
+Thin: every request is one short transaction around the services. No personal data is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.clock import now as clock_now
+from core.db import get_session
+from core.models import User
+from core.provinces import lookup_province
+from intake.models import Case
+from intake.openapi import openapi_document
+from intake.services import (
+    Caller,
+    RateLimited,
+    Unauthorised,
+    authenticate,
+    check_rate,
+    count_request,
+    find_case,
+    receive_handoff,
+)
+from intake.signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from intake.validation import (
+    MAX_BODY_BYTES,
+    FieldError,
+    ValidationFailed,
+    parse_body,
+    validate_handoff,
+)
+from routing.services import on_call_now
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+Answer = tuple[Response, int]
+
+
+def _error(code: int, message: str) -> Answer:
+    return jsonify(error=message), code
+
+
+def _invalid(errors: list[FieldError]) -> Answer:
+    return jsonify(errors=[{"field": e.field, "message": e.message} for e in errors]), 422
+
+
+def _rate_limited(exc: RateLimited) -> Answer:
+    response = jsonify(error="Too many requests from this source; retry later.")
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response, 429
+
+
+def _person(user: User | None) -> dict[str, str | None] | None:
+    return None if user is None else {"name": user.display_name, "phone": user.phone}
+
+
+def _settings_provinces() -> tuple[str, ...]:
+    provinces: tuple[str, ...] = current_app.extensions["ali.settings"].provinces
+    return provinces
+
+
+def _authenticate(session: Session, body: bytes, now: datetime) -> Caller | Answer:
+    """The calling source, or the 401/429 answer; ends the read transaction either way, so
+    the write lock (SQLite) or row locks (PostgreSQL) are held only for the work itself."""
+    try:
+        caller = authenticate(
+            session,
+            key_id=request.headers.get(KEY_HEADER),
+            timestamp=request.headers.get(TIMESTAMP_HEADER),
+            signature=request.headers.get(SIGNATURE_HEADER),
+            body=body,
+            now=now,
+        )
+        check_rate(session, caller=caller, now=now)
+    except Unauthorised as exc:
+        log.warning("API request to %s refused: %s", request.path, exc.reason)
+        return _error(401, "Authentication failed: check the key id, timestamp and signature.")
+    except RateLimited as exc:
+        log.warning("API request to %s refused: source over its rate limit", request.path)
+        return _rate_limited(exc)
+    finally:
+        session.rollback()
+    return caller
+
+
+def _commit_counted(session: Session, caller: Caller, now: datetime, answer: Answer) -> Answer:
+    """Count the request in the source's window, then commit the transaction with `answer`."""
+    try:
+        count_request(session, caller=caller, now=now)
+    except RateLimited as exc:
+        session.rollback()
+        return _rate_limited(exc)
+    session.commit()
+    return answer
+
+
+def _read_body() -> bytes | Answer:
+    """The raw JSON body, or the 413/415 answer; never reads more than the limit."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return _too_large()
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if request.mimetype != "application/json" or charset not in {"utf-8", "utf8"}:
+        return _error(415, "Send the hand-off as application/json (UTF-8).")
+    # Content-Length can be absent (chunked) or wrong: the bytes actually read decide too.
+    raw: bytes = request.stream.read(MAX_BODY_BYTES + 1)
+    return _too_large() if len(raw) > MAX_BODY_BYTES else raw
+
+
+def _too_large() -> Answer:
+    return _error(413, f"The body is larger than {MAX_BODY_BYTES} bytes.")
+
+
+@bp.post("/handoffs")
+def post_handoff() -> Answer:
+    raw = _read_body()
+    if not isinstance(raw, bytes):
+        return raw
+    session = get_session()
+    now = clock_now()
+    caller = _authenticate(session, raw, now)
+    if not isinstance(caller, Caller):
+        return caller
+    try:
+        handoff = validate_handoff(parse_body(raw), now=now, served=_settings_provinces())
+    except ValidationFailed as exc:
+        log.info("source %s: hand-off refused, fields %s", caller.name, _fields(exc.errors))
+        return _commit_counted(session, caller, now, _invalid(exc.errors))
+
+    outcome = receive_handoff(
+        session, caller=caller, handoff=handoff, payload=raw.decode("utf-8"), now=now
+    )
+    case = outcome.case
+    body: dict[str, Any] = {
+        "case": case.reference,
+        "province": case.province,
+        "province_source": case.province_source,
+        "status": case.status,
+        "on_call": _person(outcome.on_call),
+    }
+    if outcome.duplicate:
+        return _commit_counted(session, caller, now, (jsonify(body | {"duplicate": True}), 200))
+    response = jsonify(body)
+    response.headers["Location"] = f"{bp.url_prefix}/handoffs/{quote(handoff.external_id, '')}"
+    return _commit_counted(session, caller, now, (response, 201))
+
+
+def _fields(errors: list[FieldError]) -> str:
+    return ",".join(sorted({error.field for error in errors}))
+
+
+@bp.get("/handoffs/<path:external_id>")
+def get_handoff(external_id: str) -> Answer:
+    session = get_session()
+    now = clock_now()
+    caller = _authenticate(session, b"", now)
+    if not isinstance(caller, Caller):
+        return caller
+    case: Case | None = find_case(session, caller=caller, external_id=external_id)
+    if case is None:
+        return _commit_counted(
+            session, caller, now, _error(404, "This source sent no hand-off with this external_id.")
+        )
+    audit.record(
+        session,
+        now=now,
+        action="read",
+        object_type="case",
+        object_id=case.id,
+        actor=caller.actor,
+        fields=["status", "accepted_by", "accepted_at"],
+    )
+    accepted_by = case.accepted_by
+    body = {
+        "case": case.reference,
+        "status": case.status,
+        "province": case.province,
+        "accepted_by": accepted_by.display_name if accepted_by is not None else None,
+        "accepted_at": case.accepted_at.isoformat() if case.accepted_at else None,
+    }
+    return _commit_counted(session, caller, now, (jsonify(body), 200))
+
+
+@bp.get("/oncall")
+def get_on_call() -> Answer:
+    session = get_session()
+    now = clock_now()
+    caller = _authenticate(session, b"", now)
+    if not isinstance(caller, Caller):
+        return caller
+    given = request.args.get("province", "")
+    if not given.strip():
+        error = FieldError("province", "is required (a sigla, a name or an ISTAT code)")
+        return _commit_counted(session, caller, now, _invalid([error]))
+    found = lookup_province(given)
+    if found is None:
+        error = FieldError("province", "is not an Italian province")
+        return _commit_counted(session, caller, now, _invalid([error]))
+    if found.sigla not in _settings_provinces():
+        error = FieldError("province", f"{found.sigla} is not served by this instance of Ali")
+        return _commit_counted(session, caller, now, _invalid([error]))
+    chain = on_call_now(session, province=found.sigla, at=now)
+    audit.record(
+        session,
+        now=now,
+        action="read",
+        object_type="oncall",
+        object_id=found.sigla,
+        actor=caller.actor,
+        fields=["primary", "backup", "coordinators"],
+    )
+    body = {
+        "province": chain.province,
+        "at": chain.at.isoformat(),
+        "primary": _person(chain.primary),
+        "backup": _person(chain.backup),
+        "coordinators": [_person(user) for user in chain.coordinators],
+    }
+    return _commit_counted(session, caller, now, (jsonify(body), 200))
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document(current_app.extensions["ali.settings"].public_url))

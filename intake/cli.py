@@ -1,0 +1,129 @@
+"""`ali sources`: the systems allowed to call the hand-off API, and their secrets."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+
+from core.clock import now as clock_now
+from core.db import get_session
+from intake.models import DEFAULT_RATE_LIMIT, Source
+from intake.services import (
+    IssuedSecret,
+    SourceError,
+    create_source,
+    list_sources,
+    retire_source_secret,
+    rotate_source_secret,
+)
+
+
+@click.group("sources", help="Systems that may call the hand-off API (e.g. numero-verde).")
+def sources_group() -> None:
+    pass
+
+
+def _print_secret(issued: IssuedSecret, as_json: bool) -> None:
+    # Printed to the terminal once and never logged: Ali keeps only an encrypted copy.
+    if as_json:
+        click.echo(
+            json.dumps({"source": issued.source, "key_id": issued.key_id, "secret": issued.secret})
+        )
+        return
+    click.echo(f"source: {issued.source}")
+    click.echo(f"key id: {issued.key_id}")
+    click.echo(f"secret: {issued.secret}")
+    click.echo("The secret is shown only now: give it to the sender over a safe channel.")
+
+
+@sources_group.command("add", help="Create a source; prints its key id and secret once.")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the key as JSON.")
+@click.option(
+    "--rate-limit",
+    type=click.IntRange(min=1),
+    default=DEFAULT_RATE_LIMIT,
+    show_default=True,
+    help="Requests a minute this source may make.",
+)
+@with_appcontext
+def add(name: str, as_json: bool, rate_limit: int) -> None:
+    session = get_session()
+    try:
+        issued = create_source(session, name=name, now=clock_now(), rate_limit=rate_limit)
+    except SourceError as exc:
+        raise click.ClickException(str(exc)) from None
+    session.commit()
+    _print_secret(issued, as_json)
+
+
+@sources_group.command("rotate", help="Add a new secret; the old one works until retired.")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the key as JSON.")
+@with_appcontext
+def rotate(name: str, as_json: bool) -> None:
+    session = get_session()
+    try:
+        issued = rotate_source_secret(session, name=name, now=clock_now())
+    except SourceError as exc:
+        raise click.ClickException(str(exc)) from None
+    session.commit()
+    _print_secret(issued, as_json)
+    if not as_json:
+        click.echo(f"When the sender uses it: ali sources retire-secret {issued.source}")
+
+
+@sources_group.command("retire-secret", help="Retire a secret (default: the oldest active).")
+@click.argument("name")
+@click.argument("key_id", required=False)
+@with_appcontext
+def retire_secret(name: str, key_id: str | None) -> None:
+    session = get_session()
+    try:
+        retired = retire_source_secret(session, name=name, now=clock_now(), key_id=key_id)
+    except SourceError as exc:
+        raise click.ClickException(str(exc)) from None
+    session.commit()
+    click.echo(f"retired key id {retired.key_id}")
+
+
+@sources_group.command("list", help="Sources and their key ids (never the secrets).")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@with_appcontext
+def list_(as_json: bool) -> None:
+    sources = list_sources(get_session())
+    if as_json:
+        click.echo(json.dumps([_source_row(source) for source in sources]))
+        return
+    if not sources:
+        click.echo("no sources yet: ali sources add NAME")
+    for source in sources:
+        state = "active" if source.active else "inactive"
+        click.echo(f"{source.name} ({state}, {source.rate_limit}/min)")
+        for secret in source.secrets:
+            retired = f" retired {secret.retired_at.isoformat()}" if secret.retired_at else ""
+            click.echo(f"  {secret.key_id} created {secret.created_at.isoformat()}{retired}")
+
+
+def _source_row(source: Source) -> dict[str, object]:
+    return {
+        "name": source.name,
+        "active": source.active,
+        "rate_limit": source.rate_limit,
+        "created_at": source.created_at.isoformat(),
+        "key_ids": [
+            {
+                "key_id": secret.key_id,
+                "created_at": secret.created_at.isoformat(),
+                "retired_at": secret.retired_at.isoformat() if secret.retired_at else None,
+            }
+            for secret in source.secrets
+        ],
+    }
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(sources_group)

@@ -1,0 +1,85 @@
+"""Demo intake: a `numero-verde` source and a shell snippet that posts a signed hand-off."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import click
+from flask import Flask
+from sqlalchemy import select
+
+from core.db import session_scope
+from intake.models import Source
+from intake.services import create_source
+
+DEMO_SOURCE = "numero-verde"
+SNIPPET_FILE = "demo-handoff.sh"
+DEMO_BODY = {
+    "external_id": "demo-0001",
+    "municipality": "Chiari",
+    "urgency": "emergency",
+    "reporter_type": "law_enforcement",
+    "exploitation": ["sexual"],
+    "person": {
+        "gender": "female",
+        "age_band": "18-24",
+        "minor": "no",
+        "nationality": "NG",
+        "languages": ["en", "pcm"],
+    },
+    "needs": ["pronta_accoglienza", "interpreter"],
+    "summary": "Caso dimostrativo: nessun dato reale.",
+}
+
+
+def handoff_snippet(*, url: str, key_id: str, secret: str, body: str) -> str:
+    """Shell lines that sign `body` at paste time (a signature is valid for 300 s) and post it."""
+    return "\n".join(
+        [
+            f"KEY={shlex.quote(key_id)}",
+            f"SECRET={shlex.quote(secret)}",
+            f"BODY={shlex.quote(body)}",
+            "TS=$(date +%s)",
+            'SIG=$(printf \'%s.%s\' "$TS" "$BODY" | openssl dgst -sha256 -hmac "$SECRET"'
+            " | sed 's/^.* //')",
+            f"curl -sS -X POST {shlex.quote(url)} -H 'Content-Type: application/json' \\",
+            '  -H "X-Ali-Key: $KEY" -H "X-Ali-Timestamp: $TS" -H "X-Ali-Signature: v1=$SIG" \\',
+            '  --data-binary "$BODY"; echo',
+        ]
+    )
+
+
+def seed_intake(app: Flask) -> None:
+    """Create the demo source once and print the snippet (kept in instance/ for re-runs)."""
+    settings = app.extensions["ali.settings"]
+    now = app.extensions["ali.clock"].now()
+    path = settings.instance_path / SNIPPET_FILE
+    with session_scope(app) as db:
+        if db.scalar(select(Source.id).where(Source.name == DEMO_SOURCE)) is not None:
+            issued = None
+        else:
+            issued = create_source(db, name=DEMO_SOURCE, now=now)
+    if issued is None:
+        click.echo(f"demo source {DEMO_SOURCE} already exists; its hand-off snippet is in {path}")
+        click.echo(f"(for a new secret: ali sources rotate {DEMO_SOURCE})")
+        return
+    snippet = handoff_snippet(
+        url=f"{settings.public_url}/api/v1/handoffs",
+        key_id=issued.key_id,
+        secret=issued.secret,
+        body=json.dumps(DEMO_BODY, ensure_ascii=False, separators=(",", ":")),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# A signed demo hand-off for Ali; run it twice to see the duplicate answer.\n"
+        + snippet
+        + "\n"
+    )
+    path.chmod(0o600)
+    click.echo(f"Demo source {DEMO_SOURCE}: key id {issued.key_id} (secret shown once, below).")
+    click.echo("With `ali run` going, paste this into a shell to hand a case over to Ali")
+    click.echo(f"(also saved to {path}; run it again to see the duplicate answer):")
+    click.echo("")
+    click.echo(snippet)
+    click.echo("")

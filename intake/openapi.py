@@ -1,0 +1,466 @@
+"""The OpenAPI 3.1 description of the hand-off API, built from the same codes the API checks."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from enum import StrEnum
+from typing import Any
+
+from intake.models import (
+    AgeBand,
+    CaseStatus,
+    Exploitation,
+    Gender,
+    Minor,
+    Need,
+    ReporterType,
+    Urgency,
+)
+from intake.signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from intake.validation import (
+    MAX_BODY_BYTES,
+    MAX_EXTERNAL_ID,
+    MAX_ITEMS,
+    MAX_PHONE,
+    MAX_PLACE,
+    MAX_SUMMARY,
+)
+from routing.places import ProvinceSource
+
+API_VERSION = "1.0.0"
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _codes(enum: type[StrEnum], description: str) -> dict[str, Any]:
+    return {
+        "type": ["string", "null"],
+        "enum": [member.value for member in enum] + [None],
+        "description": description,
+    }
+
+
+def _list_of(enum: type[StrEnum], description: str) -> dict[str, Any]:
+    return {
+        "type": ["array", "null"],
+        "items": {"type": "string", "enum": [member.value for member in enum]},
+        "maxItems": MAX_ITEMS,
+        "description": description + " Repeated codes count once.",
+    }
+
+
+def _text(max_length: int, description: str, **extra: Any) -> dict[str, Any]:
+    return {"type": ["string", "null"], "maxLength": max_length, "description": description} | extra
+
+
+SIGNING = f"""\
+Every request except this document is signed by its source with a secret issued by
+`ali sources add NAME` (shown once):
+
+* `{KEY_HEADER}`: the key id that came with the secret;
+* `{TIMESTAMP_HEADER}`: the current time in whole unix seconds; Ali refuses a timestamp more
+  than 300 seconds away from its own clock;
+* `{SIGNATURE_HEADER}`: `v1=` and the lower-case hex HMAC-SHA256, keyed with the secret, of
+  the timestamp, a `.` and the raw request body exactly as sent (an empty body for a GET).
+
+While a secret is being rotated (`ali sources rotate NAME`), every active secret of the
+source is accepted, with either key id. A failure answers 401 without saying which part was
+wrong. Shell example:
+
+```sh
+TS=$(date +%s)
+SIG=$(printf '%s.%s' "$TS" "$BODY" | openssl dgst -sha256 -hmac "$SECRET" | sed 's/^.* //')
+curl -H "Content-Type: application/json" -H "{KEY_HEADER}: $KEY" \\
+     -H "{TIMESTAMP_HEADER}: $TS" -H "{SIGNATURE_HEADER}: v1=$SIG" \\
+     --data-binary "$BODY" https://ali.example.org/api/v1/handoffs
+```
+
+Each source may make a limited number of requests a minute (120 unless configured); past
+it Ali answers 429 with `Retry-After`."""
+
+HANDOFF_EXAMPLE = {
+    "external_id": "NV-2026-118734",
+    "received_at": "2026-11-24T10:58:00+01:00",
+    "municipality": "Chiari",
+    "caller_phone": "+39 030 712 3456",
+    "callback_phone": "+39 333 123 4567",
+    "urgency": "emergency",
+    "reporter_type": "law_enforcement",
+    "exploitation": ["sexual"],
+    "person": {
+        "gender": "female",
+        "age_band": "18-24",
+        "minor": "no",
+        "nationality": "NG",
+        "languages": ["en", "pcm"],
+    },
+    "needs": ["pronta_accoglienza", "interpreter"],
+    "summary": "Giovane donna accompagnata dai Carabinieri, necessita di accoglienza stanotte.",
+}
+ACCEPTED_EXAMPLE = {
+    "case": "BS-2026-0042",
+    "province": "BS",
+    "province_source": "municipality",
+    "status": "new",
+    "on_call": {"name": "Operatore 1 BS", "phone": "+393330000011"},
+}
+
+
+def _schemas() -> dict[str, Any]:
+    on_call_person = {
+        "type": "object",
+        "required": ["name", "phone"],
+        "properties": {
+            "name": {"type": "string"},
+            "phone": {"type": ["string", "null"], "description": "E.164"},
+        },
+    }
+    accepted_properties: dict[str, Any] = {
+        "case": {"type": "string", "description": "The case reference: province, year, number."},
+        "province": {
+            "type": ["string", "null"],
+            "description": "Sigla of the case's province; null when unresolved.",
+        },
+        "province_source": {
+            "type": "string",
+            "enum": [source.value for source in ProvinceSource],
+            "description": "How the province was found; `out_of_area` is a province this "
+            "instance does not serve (the coordinators take it), `unresolved` none at all.",
+        },
+        "status": {"type": "string", "enum": [status.value for status in CaseStatus]},
+        "on_call": _nullable(_ref("OnCallPerson"))
+        | {"description": "The primary on call for the province now; null when nobody is."},
+    }
+    return {
+        "Handoff": {
+            "type": "object",
+            "description": "One report. Only `external_id` is required; `null` counts as absent. "
+            "Fields not listed here are accepted and ignored, so a sender may add its own.",
+            "required": ["external_id"],
+            "additionalProperties": True,
+            "properties": {
+                "external_id": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_EXTERNAL_ID,
+                    "pattern": "^[^\\u0000-\\u001f\\u007f]+$",
+                    "description": "The sender's id of the report, unique per source: sending "
+                    "it again answers 200 with the case it opened (the first body wins). "
+                    "Not blank, no control characters.",
+                },
+                "received_at": _text(
+                    40,
+                    "When the sender received the report: ISO 8601 with a UTC offset, not in "
+                    "the future (5 minutes of clock difference are tolerated). Default: now.",
+                    format="date-time",
+                ),
+                "province": _text(
+                    MAX_PLACE,
+                    "Sigla (BS), name in any case, with or without accents (Brescia), or ISTAT "
+                    "code (017). When given it decides; an unknown one is an error.",
+                ),
+                "municipality": _text(
+                    MAX_PLACE,
+                    "The comune; used when `province` is absent. A name two comuni share "
+                    "in different provinces (Castro) decides nothing unless qualified: "
+                    "`Castro (BG)`.",
+                ),
+                "caller_phone": _text(
+                    MAX_PHONE,
+                    "The number that called the sender. An Italian landline's area code "
+                    "places the case when nothing else does; mobiles carry no place. Italian "
+                    "numbers may omit +39.",
+                ),
+                "callback_phone": _text(MAX_PHONE, "Where the operator can call back."),
+                "urgency": _codes(
+                    Urgency,
+                    "`emergency`: immediate danger or shelter needed now. Default `ordinary`.",
+                ),
+                "reporter_type": _codes(ReporterType, "Who reported to the sender."),
+                "exploitation": _list_of(Exploitation, "Forms of exploitation."),
+                "person": _nullable(_ref("Person")),
+                "needs": _list_of(Need, "What the person needs."),
+                "summary": _text(
+                    MAX_SUMMARY,
+                    "Free text, stored encrypted; line breaks allowed.",
+                ),
+            },
+            "examples": [HANDOFF_EXAMPLE, {"external_id": "NV-2026-118735", "province": "BG"}],
+        },
+        "Person": {
+            "type": "object",
+            "additionalProperties": True,
+            "properties": {
+                "gender": _codes(Gender, "Gender."),
+                "age_band": _codes(AgeBand, "Age band."),
+                "minor": _codes(Minor, "Whether the person is a minor."),
+                "nationality": _text(
+                    7,
+                    "ISO 3166-1 alpha-2 country code (either case), or `unknown`.",
+                    examples=["NG", "unknown"],
+                ),
+                "languages": {
+                    "type": ["array", "null"],
+                    "maxItems": MAX_ITEMS,
+                    "items": {"type": "string", "pattern": "^[A-Za-z]{2,3}$"},
+                    "description": "ISO 639-1 (checked against the standard's list) or "
+                    "ISO 639-3 codes (checked for shape), e.g. `it`, `en`, `pcm`.",
+                },
+            },
+        },
+        "OnCallPerson": on_call_person,
+        "CaseCreated": {
+            "type": "object",
+            "required": list(accepted_properties),
+            "properties": accepted_properties,
+            "examples": [ACCEPTED_EXAMPLE],
+        },
+        "CaseReplayed": {
+            "type": "object",
+            "required": [*accepted_properties, "duplicate"],
+            "properties": accepted_properties | {"duplicate": {"const": True}},
+            "description": "The case the first hand-off with this external_id opened; "
+            "`status` is its status now.",
+            "examples": [ACCEPTED_EXAMPLE | {"status": "accepted", "duplicate": True}],
+        },
+        "HandoffStatus": {
+            "type": "object",
+            "required": ["case", "status", "province", "accepted_by", "accepted_at"],
+            "properties": {
+                "case": {"type": "string"},
+                "status": {"type": "string", "enum": [status.value for status in CaseStatus]},
+                "province": {"type": ["string", "null"]},
+                "accepted_by": {
+                    "type": ["string", "null"],
+                    "description": "Name of the operator who took the case.",
+                },
+                "accepted_at": {"type": ["string", "null"], "format": "date-time"},
+            },
+            "examples": [
+                {
+                    "case": "BS-2026-0042",
+                    "status": "accepted",
+                    "province": "BS",
+                    "accepted_by": "Operatore 1 BS",
+                    "accepted_at": "2026-11-24T10:02:13+00:00",
+                }
+            ],
+        },
+        "OnCallChain": {
+            "type": "object",
+            "required": ["province", "at", "primary", "backup", "coordinators"],
+            "properties": {
+                "province": {"type": "string"},
+                "at": {"type": "string", "format": "date-time"},
+                "primary": _nullable(_ref("OnCallPerson")),
+                "backup": _nullable(_ref("OnCallPerson")),
+                "coordinators": {"type": "array", "items": _ref("OnCallPerson")},
+            },
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}},
+        },
+        "ValidationErrors": {
+            "type": "object",
+            "required": ["errors"],
+            "properties": {
+                "errors": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "message"],
+                        "properties": {
+                            "field": {
+                                "type": "string",
+                                "description": "Dotted path (`person.age_band`, "
+                                "`needs[1]`), or `body` for the body as a whole.",
+                            },
+                            "message": {"type": "string"},
+                        },
+                    },
+                }
+            },
+            "examples": [
+                {
+                    "errors": [
+                        {"field": "person.age_band", "message": "must be one of: 0-13, ..."},
+                        {"field": "summary", "message": "must be at most 2000 characters long"},
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def _error(description: str, schema: str = "Error", **extra: Any) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": _ref(schema)}}} | extra
+
+
+def _responses() -> dict[str, Any]:
+    return {
+        "Unauthorised": _error("Missing or wrong key, timestamp or signature."),
+        "RateLimited": _error(
+            "Too many requests from this source; retry after the given seconds.",
+            headers={
+                "Retry-After": {
+                    "required": True,
+                    "description": "Seconds until the source's window starts again.",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            },
+        ),
+    }
+
+
+def _paths() -> dict[str, Any]:
+    handoff_result = {
+        "201": {
+            "description": "A case was opened.",
+            "headers": {
+                "Location": {
+                    "description": "Where to ask for the hand-off's status.",
+                    "schema": {"type": "string"},
+                }
+            },
+            "content": {JSON: {"schema": _ref("CaseCreated")}},
+        },
+        "200": {
+            "description": "This external_id was received before: its case, unchanged.",
+            "content": {JSON: {"schema": _ref("CaseReplayed")}},
+        },
+    }
+    return {
+        "/api/v1/handoffs": {
+            "post": {
+                "operationId": "postHandoff",
+                "summary": "Hand a report over to Ali; it opens a case, once.",
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("Handoff")}},
+                },
+                "responses": handoff_result
+                | {
+                    "401": {"$ref": "#/components/responses/Unauthorised"},
+                    "413": _error(f"The body is larger than {MAX_BODY_BYTES} bytes."),
+                    "415": _error("The body is not `application/json` (UTF-8)."),
+                    "422": _error(
+                        "The body is not JSON, or breaks the contract: every problem is listed.",
+                        "ValidationErrors",
+                    ),
+                    "429": {"$ref": "#/components/responses/RateLimited"},
+                },
+            }
+        },
+        "/api/v1/handoffs/{external_id}": {
+            "get": {
+                "operationId": "getHandoff",
+                "summary": "The status of the case a hand-off of this source opened.",
+                "parameters": [
+                    {
+                        "name": "external_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The case and who accepted it, when.",
+                        "content": {JSON: {"schema": _ref("HandoffStatus")}},
+                    },
+                    "401": {"$ref": "#/components/responses/Unauthorised"},
+                    "404": _error("This source sent no hand-off with this external_id."),
+                    "429": {"$ref": "#/components/responses/RateLimited"},
+                },
+            }
+        },
+        "/api/v1/oncall": {
+            "get": {
+                "operationId": "getOnCall",
+                "summary": "Who is on call in a province now.",
+                "parameters": [
+                    {
+                        "name": "province",
+                        "in": "query",
+                        "required": True,
+                        "description": "Sigla, name or ISTAT code of a served province.",
+                        "schema": {"type": "string", "examples": ["BS"]},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Primary, backup (each may be null) and coordinators.",
+                        "content": {JSON: {"schema": _ref("OnCallChain")}},
+                    },
+                    "401": {"$ref": "#/components/responses/Unauthorised"},
+                    "422": _error(
+                        "The province is missing, unknown or not served here.",
+                        "ValidationErrors",
+                    ),
+                    "429": {"$ref": "#/components/responses/RateLimited"},
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "operationId": "getOpenAPI",
+                "summary": "This document.",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI 3.1 document.",
+                        "content": {JSON: {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+@functools.cache
+def _document() -> dict[str, Any]:
+    def header_scheme(name: str, description: str) -> dict[str, str]:
+        return {"type": "apiKey", "in": "header", "name": name, "description": description}
+
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Ali hand-off API",
+            "version": API_VERSION,
+            "description": "How the Numero Verde contro la tratta (and any other registered "
+            "source) hands reports over to Ali, asks who is on call and follows a case.\n\n"
+            + SIGNING,
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"aliKey": [], "aliTimestamp": [], "aliSignature": []}],
+        "paths": _paths(),
+        "components": {
+            "schemas": _schemas(),
+            "responses": _responses(),
+            "securitySchemes": {
+                "aliKey": header_scheme(KEY_HEADER, "The source's key id."),
+                "aliTimestamp": header_scheme(TIMESTAMP_HEADER, "Unix seconds, ±300 s."),
+                "aliSignature": header_scheme(
+                    SIGNATURE_HEADER, "`v1=` + hex HMAC-SHA256(secret, timestamp.body)."
+                ),
+            },
+        },
+    }
+
+
+def openapi_document(public_url: str) -> dict[str, Any]:
+    """The document, with this instance's public URL as its server."""
+    document = copy.deepcopy(_document())
+    document["servers"] = [{"url": public_url, "description": "This Ali"}]
+    return document

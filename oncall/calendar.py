@@ -1,0 +1,262 @@
+"""iCal feeds of shifts and the secret, revocable tokens behind them."""
+
+# A feed URL carries a random token (256 bits); only its SHA-256 is stored, so a copy of the
+# database hands out no working URL. An unknown token, a revoked one and one whose holder
+# lost access all answer the same 404. Feeds carry shifts only: province, tier, times (UTC)
+# and, in province feeds, the operators' display names; never a phone number.
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from icalendar import Calendar, Event
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.models import Role, User
+from oncall import services
+from oncall.models import CalendarToken
+from oncall.notifications import Duty, duties
+from oncall.schedule import Shift, Tier
+
+FEED_PAST = timedelta(days=30)
+FEED_FUTURE = timedelta(days=180)
+# Shifts are resolved from a little earlier and until a little later than the feed shows,
+# so that the first and last events keep their real start and end (and UIDs) instead of
+# being cut at boundaries that move every day.
+_MARGIN = timedelta(days=8)
+PRODID = "-//Mettiamo le ali 2.0//Ali on-call rota//IT"
+UID_DOMAIN = "ali.oncall"
+
+
+class TokenKind(StrEnum):
+    OPERATOR = "operator"
+    PROVINCE = "province"
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _new_token() -> tuple[str, str]:
+    raw = secrets.token_urlsafe(32)
+    return raw, hash_token(raw)
+
+
+# ---------------------------------------------------------------------------------------
+# Who may hold which token
+
+
+def feed_provinces(user: User, served: Sequence[str]) -> list[str]:
+    """Provinces whose feed the user may create or revoke: coordinators and admins all,
+    rota managers their own."""
+    if user.has_role(Role.COORDINATOR, Role.ADMIN):
+        return list(served)
+    if user.has_role(Role.ROTA_MANAGER):
+        return [p for p in served if p in user.provinces]
+    return []
+
+
+def create_operator_token(session: Session, *, user: User, now: datetime) -> str:
+    """A new personal feed token; the previous one stops working. Returns the raw token,
+    which is shown once and never stored."""
+    for old in active_tokens(session, kind=TokenKind.OPERATOR, user_id=user.id):
+        revoke_token(session, actor=user, token=old, now=now)
+    raw, digest = _new_token()
+    row = CalendarToken(
+        token_hash=digest,
+        kind=TokenKind.OPERATOR.value,
+        user_id=user.id,
+        created_at=now,
+        created_by_id=user.id,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        now=now,
+        action="create",
+        object_type="calendar_token",
+        object_id=row.id,
+        actor=user,
+        detail={"kind": row.kind, "user_id": user.id},
+    )
+    return raw
+
+
+def create_province_token(
+    session: Session, *, actor: User, province: str, served: Sequence[str], now: datetime
+) -> str:
+    """A new feed of a province's rota; raises PermissionError outside the actor's provinces."""
+    if province not in feed_provinces(actor, served):
+        raise PermissionError(province)
+    raw, digest = _new_token()
+    row = CalendarToken(
+        token_hash=digest,
+        kind=TokenKind.PROVINCE.value,
+        province=province,
+        created_at=now,
+        created_by_id=actor.id,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        now=now,
+        action="create",
+        object_type="calendar_token",
+        object_id=row.id,
+        actor=actor,
+        detail={"kind": row.kind, "province": province},
+    )
+    return raw
+
+
+def can_revoke(user: User, token: CalendarToken, served: Sequence[str]) -> bool:
+    if token.kind == TokenKind.OPERATOR:
+        return token.user_id == user.id
+    return token.created_by_id == user.id or token.province in feed_provinces(user, served)
+
+
+def revoke_token(session: Session, *, actor: User, token: CalendarToken, now: datetime) -> None:
+    if token.revoked_at is not None:
+        return
+    token.revoked_at = now
+    audit.record(
+        session,
+        now=now,
+        action="revoke",
+        object_type="calendar_token",
+        object_id=token.id,
+        actor=actor,
+        detail={"kind": token.kind, "province": token.province, "user_id": token.user_id},
+    )
+
+
+def active_tokens(
+    session: Session,
+    *,
+    kind: TokenKind,
+    user_id: int | None = None,
+    provinces: Iterable[str] | None = None,
+) -> list[CalendarToken]:
+    query = select(CalendarToken).where(
+        CalendarToken.kind == kind.value, CalendarToken.revoked_at.is_(None)
+    )
+    if user_id is not None:
+        query = query.where(CalendarToken.user_id == user_id)
+    if provinces is not None:
+        query = query.where(CalendarToken.province.in_(list(provinces)))
+    return list(session.scalars(query.order_by(CalendarToken.province, CalendarToken.id)))
+
+
+def token_for_feed(
+    session: Session, *, kind: TokenKind, raw: str, served: Sequence[str]
+) -> CalendarToken | None:
+    """The token behind a feed URL if it still opens the feed, else None (one answer for
+    unknown, revoked, and holders who are gone or lost the province)."""
+    token = session.scalar(
+        select(CalendarToken).where(
+            CalendarToken.token_hash == hash_token(raw), CalendarToken.kind == kind.value
+        )
+    )
+    if token is None or token.revoked_at is not None:
+        return None
+    if kind is TokenKind.OPERATOR:
+        owner = session.get(User, token.user_id) if token.user_id is not None else None
+        return token if owner is not None and owner.active else None
+    creator = session.get(User, token.created_by_id) if token.created_by_id is not None else None
+    if creator is None or not creator.active or token.province is None:
+        return None
+    return token if token.province in feed_provinces(creator, served) else None
+
+
+# ---------------------------------------------------------------------------------------
+# Building feeds
+
+
+def feed_range(now: datetime) -> tuple[datetime, datetime]:
+    """What a feed shows: the past 30 days and the next 180."""
+    return now - FEED_PAST, now + FEED_FUTURE
+
+
+def _uid(duty: Duty) -> str:
+    # Stable for as long as the shift itself is: who, which rota, when it starts.
+    start = duty.start.strftime("%Y%m%dT%H%M%SZ")
+    return f"{duty.province or 'coord'}-{duty.tier}-{duty.user_id}-{start}@{UID_DOMAIN}"
+
+
+def _title(duty: Duty) -> str:
+    if duty.tier is Tier.COORDINATOR:
+        return str(_("On call: coordinator"))
+    return str(_("On call %(province)s (%(tier)s)", province=duty.province, tier=duty.tier.value))
+
+
+def _calendar(name: str, events: Iterable[tuple[Duty, str]], now: datetime) -> bytes:
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("x-wr-calname", name)
+    calendar.add("refresh-interval", timedelta(hours=1), parameters={"VALUE": "DURATION"})
+    calendar.add("x-published-ttl", "PT1H")
+    for duty, summary in events:
+        event = Event()
+        event.add("uid", _uid(duty))
+        event.add("dtstamp", now)
+        event.add("dtstart", duty.start)
+        event.add("dtend", duty.end)
+        event.add("summary", summary)
+        calendar.add_component(event)
+    return bytes(calendar.to_ical())
+
+
+def _visible(found: Iterable[Duty], start: datetime, end: datetime) -> list[Duty]:
+    return sorted(
+        (duty for duty in found if duty.end > start and duty.start < end),
+        key=lambda duty: (duty.start, duty.province or "", duty.tier.value),
+    )
+
+
+def operator_feed(session: Session, *, user: User, now: datetime) -> bytes:
+    """The operator's own shifts in every province and tier, in their language."""
+    start, end = feed_range(now)
+    by_scope: dict[tuple[str | None, Tier], list[Shift]] = {}
+    for province, segment in services.upcoming_shifts(
+        session, user_id=user.id, start=start - _MARGIN, end=end + _MARGIN
+    ):
+        by_scope.setdefault((province, segment.tier), []).append(segment)
+    found: list[Duty] = []
+    for (province, _tier), segments in by_scope.items():
+        found.extend(duties(province, segments))
+    with force_locale(user.locale):
+        events = [(duty, _title(duty)) for duty in _visible(found, start, end)]
+        name = _("Ali: my on-call shifts")
+    return _calendar(name, events, now)
+
+
+def province_feed(session: Session, *, province: str, locale: str, now: datetime) -> bytes:
+    """Primary and backup shifts of a province, with the operators' names only."""
+    start, end = feed_range(now)
+    found: list[Duty] = []
+    for tier in (Tier.PRIMARY, Tier.BACKUP):
+        schedule = services.province_schedule(
+            session, province=province, tier=tier, start=start - _MARGIN, end=end + _MARGIN
+        )
+        found.extend(duties(province, schedule))
+    visible = _visible(found, start, end)
+    names = {
+        u.id: u.display_name
+        for u in session.scalars(select(User).where(User.id.in_({d.user_id for d in visible})))
+    }
+    with force_locale(locale):
+        events = [(duty, f"{_title(duty)}: {names.get(duty.user_id, '?')}") for duty in visible]
+        name = _("Ali: on-call rota %(province)s", province=province)
+    return _calendar(name, events, now)

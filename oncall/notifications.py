@@ -1,0 +1,497 @@
+"""Reminders, phone checks and gap warnings by SMS: each sent once, whatever the restarts."""
+
+# How "never twice, never skipped" is kept:
+#
+# * Every message has a key (``reminder:day_before:<user>:<province>:<tier>:<start>``,
+#   ``gaps:<province>:<local date>:<recipient>``...) unique in ``sent_notifications``.
+#   A sender first claims the key (INSERT in a savepoint; a concurrent claim on PostgreSQL
+#   waits for the first one and then fails on the unique constraint), commits the claim,
+#   and only then sends: a restarted worker or a second worker finds the key and skips.
+# * The claim is committed before the HTTP request to Twilio because a transaction must not
+#   stay open across it: on SQLite it holds the write lock, and the sandbox telephony writes
+#   its outbox through another connection (it would wait for us forever).
+# * A retryable failure (Twilio down, throttled, no connection) deletes the claim, so the
+#   next tick tries again; a refusal (e.g. a bad number) keeps it, with no provider id.
+#   Only a crash during the request itself leaves a claim without a provider id: then the
+#   message is not sent again, because Twilio has no idempotency key and twice is worse.
+# * Jobs work out what is due from the moments themselves, not from "the last run": a worker
+#   that was down sends, when it comes back, every reminder whose moment has passed and
+#   whose shift has not started (the day-before one) or started less than
+#   START_GRACE ago (the start-of-shift one).
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
+
+from flask import current_app
+from flask_babel import force_locale, ngettext
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.clock import ROME, to_local
+from core.config import Settings
+from core.models import Role, User
+from core.telephony import Telephony, TelephonyError
+from oncall import services
+from oncall.models import SentNotification
+from oncall.schedule import Shift, Tier
+
+log = logging.getLogger(__name__)
+
+DAY_BEFORE_AT = time(18, 0)
+# The start-of-shift reminder still goes out this long after the start (a worker that was
+# down); later than that the operator is well into the shift and it would only confuse.
+START_GRACE = timedelta(hours=4)
+# The daily checks go out from this local time on, not at midnight.
+DAILY_AT = time(9, 0)
+LOOKAHEAD = timedelta(days=14)
+
+Gap = tuple[datetime, datetime]
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    ALREADY = "already"  # the key was claimed before (by us earlier, or by another worker)
+    RETRY = "retry"  # a retryable failure: the key is free again
+    REFUSED = "refused"  # a permanent failure: the key stays claimed, no provider id
+
+
+@dataclass(frozen=True)
+class Duty:
+    """A stretch of time one operator holds a tier, whatever rules it is made of."""
+
+    user_id: int
+    province: str | None
+    tier: Tier
+    start: datetime
+    end: datetime
+
+
+def duties(province: str | None, schedule: Iterable[Shift]) -> list[Duty]:
+    """Segments of one final schedule merged where the same operator goes on holding it.
+
+    The final schedule cuts where the rule changes (an override by the same operator, the
+    next shift of a one-person rotation); for the operator it is all one shift.
+    """
+    merged: list[Duty] = []
+    for segment in sorted(schedule, key=lambda item: item.start):
+        last = merged[-1] if merged else None
+        if last is not None and last.user_id == segment.operator_id and last.end == segment.start:
+            merged[-1] = Duty(last.user_id, province, last.tier, last.start, segment.end)
+        else:
+            merged.append(
+                Duty(segment.operator_id, province, segment.tier, segment.start, segment.end)
+            )
+    return merged
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["ali.settings"]
+    return settings
+
+
+def status_callback_url() -> str:
+    return _settings().public_url + "/twilio/status"
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+
+
+def send_once(
+    session: Session,
+    telephony: Telephony,
+    *,
+    key: str,
+    kind: str,
+    user_id: int | None,
+    to: str,
+    body: str,
+    now: datetime,
+) -> Outcome:
+    """Send one SMS unless the key was claimed already; COMMITS the session (see above).
+
+    Call it with nothing else pending in the session that must not be committed.
+    """
+    if session.scalar(select(SentNotification.id).where(SentNotification.key == key)):
+        return Outcome.ALREADY
+    claim = SentNotification(key=key, kind=kind, user_id=user_id, sent_at=now)
+    try:
+        with session.begin_nested():
+            session.add(claim)
+    except IntegrityError:
+        # Another worker claimed it between our SELECT and INSERT.
+        return Outcome.ALREADY
+    session.commit()
+    try:
+        sid = telephony.send_sms(to=to, body=body, status_callback=status_callback_url())
+    except TelephonyError as exc:
+        if exc.retryable:
+            session.delete(claim)
+            session.commit()
+            log.warning("%s %s not sent, will retry: status=%s", kind, claim.id, exc.status)
+            return Outcome.RETRY
+        session.commit()
+        log.warning("%s %s refused: code=%s status=%s", kind, claim.id, exc.code, exc.status)
+        return Outcome.REFUSED
+    claim.provider_id = sid
+    session.commit()
+    log.info("%s %s sent as %s", kind, claim.id, sid)
+    return Outcome.SENT
+
+
+def _reachable(user: User | None) -> bool:
+    return (
+        user is not None and user.active and bool(user.phone) and user.phone_verified_at is not None
+    )
+
+
+def _hhmm(at: datetime) -> str:
+    return to_local(at).strftime("%H:%M")
+
+
+def _day_time(at: datetime) -> str:
+    return to_local(at).strftime("%d/%m %H:%M")
+
+
+# ---------------------------------------------------------------------------------------
+# Reminders
+
+
+def day_before_moment(start: datetime) -> datetime:
+    """18:00 in Rome on the local day before the shift starts, as a UTC instant."""
+    local_day = to_local(start).date() - timedelta(days=1)
+    return datetime.combine(local_day, DAY_BEFORE_AT, tzinfo=ROME).astimezone(UTC)
+
+
+def reminder_text(duty: Duty, *, kind: str, now: datetime, locale: str) -> str:
+    """The SMS of a reminder, in the operator's language; nothing but their own shift."""
+    values = {"time": _hhmm(duty.start), "tier": duty.tier.value, "province": duty.province}
+    same_day = to_local(now).date() == to_local(duty.start).date()
+    text: str
+    with force_locale(locale):
+        if kind == "start":
+            if duty.tier is Tier.COORDINATOR:
+                text = _("Ali: from %(time)s you are on call as coordinator.", **values)
+            else:
+                text = _(
+                    "Ali: from %(time)s you are on call (%(tier)s) for %(province)s.", **values
+                )
+        elif duty.tier is Tier.COORDINATOR:
+            if same_day:
+                text = _("Ali: today from %(time)s you are on call as coordinator.", **values)
+            else:
+                text = _("Ali: tomorrow from %(time)s you are on call as coordinator.", **values)
+        elif same_day:
+            text = _(
+                "Ali: today from %(time)s you are on call (%(tier)s) for %(province)s.", **values
+            )
+        else:
+            text = _(
+                "Ali: tomorrow from %(time)s you are on call (%(tier)s) for %(province)s.", **values
+            )
+    return text
+
+
+def due_reminders(duties_found: Iterable[Duty], *, now: datetime) -> list[tuple[str, Duty]]:
+    """(kind, duty) of every reminder whose moment has come and whose shift is still ahead.
+
+    ``duties_found`` must come from a range that began more than START_GRACE + 1 day before
+    ``now``: a duty starting at the very beginning of the range may have begun earlier.
+    """
+    due: list[tuple[str, Duty]] = []
+    for duty in duties_found:
+        if day_before_moment(duty.start) <= now < duty.start:
+            due.append(("day_before", duty))
+        if duty.start <= now < min(duty.start + START_GRACE, duty.end):
+            due.append(("start", duty))
+    return due
+
+
+def reminder_key(kind: str, duty: Duty) -> str:
+    return f"reminder:{kind}:{duty.user_id}:{duty.province or '-'}:{duty.tier}:{_stamp(duty.start)}"
+
+
+def send_shift_reminders(session: Session, telephony: Telephony, now: datetime) -> dict[str, int]:
+    """Job: the day-before (18:00 local) and start-of-shift reminders that are due."""
+    window_start = now - START_GRACE - timedelta(days=1)
+    window_end = now + timedelta(days=2)
+    found: list[Duty] = []
+    for province in _settings().provinces:
+        for tier in (Tier.PRIMARY, Tier.BACKUP):
+            schedule = services.province_schedule(
+                session, province=province, tier=tier, start=window_start, end=window_end
+            )
+            found.extend(duties(province, schedule))
+    found.extend(
+        duties(None, services.coordinator_schedule(session, start=window_start, end=window_end))
+    )
+    # A duty cut by the start of the range began earlier: its reminders are long past.
+    due = due_reminders((d for d in found if d.start > window_start), now=now)
+    users = _users(session, (duty.user_id for _, duty in due))
+    counts = {outcome.value: 0 for outcome in Outcome} | {"unreachable": 0}
+    for kind, duty in due:
+        user = users.get(duty.user_id)
+        if user is None or not _reachable(user) or user.phone is None:
+            counts["unreachable"] += 1
+            continue
+        outcome = send_once(
+            session,
+            telephony,
+            key=reminder_key(kind, duty),
+            kind=f"reminder_{kind}",
+            user_id=user.id,
+            to=user.phone,
+            body=reminder_text(duty, kind=kind, now=now, locale=user.locale),
+            now=now,
+        )
+        counts[outcome.value] += 1
+        if outcome is Outcome.RETRY:
+            # Twilio is down or throttling: the next tick tries them all again.
+            break
+    return counts
+
+
+def _users(session: Session, ids: Iterable[int]) -> dict[int, User]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {u.id: u for u in session.scalars(select(User).where(User.id.in_(wanted)))}
+
+
+# ---------------------------------------------------------------------------------------
+# Who hears about a province's problems
+
+
+def rota_managers(session: Session, province: str | None) -> list[User]:
+    """Reachable rota managers of the province (coordinators for the coordinator tier, or
+    when the province has no reachable rota manager), by id."""
+    people = [u for u in session.scalars(select(User).order_by(User.id)) if _reachable(u)]
+    if province is not None:
+        managers = [u for u in people if u.has_role(Role.ROTA_MANAGER) and province in u.provinces]
+        if managers:
+            return managers
+    return [u for u in people if u.has_role(Role.COORDINATOR)]
+
+
+def _daily_due(now: datetime) -> bool:
+    return to_local(now).time() >= DAILY_AT
+
+
+# ---------------------------------------------------------------------------------------
+# Daily phone check
+
+
+def operators_without_verified_phone(
+    session: Session, *, provinces: Sequence[str], start: datetime, end: datetime
+) -> dict[str | None, list[User]]:
+    """Operators on some rota in [start, end) with no phone or an unverified one.
+
+    Keys are the siglas of ``provinces`` where somebody is missing one, and None for the
+    coordinator tier; each list is sorted by display name.
+    """
+    found: dict[str | None, dict[int, User]] = {}
+    rostered = [
+        (user, province)
+        for user, province, _shift in services.rostered_users(
+            session, start=start, end=end, provinces=provinces
+        )
+    ]
+    for shift in services.coordinator_schedule(session, start=start, end=end):
+        user = session.get(User, shift.operator_id)
+        if user is not None:
+            rostered.append((user, None))
+    for user, province in rostered:
+        if not user.phone or user.phone_verified_at is None:
+            found.setdefault(province, {})[user.id] = user
+    return {
+        province: sorted(users.values(), key=lambda u: u.display_name)
+        for province, users in found.items()
+    }
+
+
+def check_rostered_phones(session: Session, telephony: Telephony, now: datetime) -> dict[str, int]:
+    """Job: once a day, tell the rota managers how many rostered operators have no verified
+    phone in the next 14 days (a count, no names: it travels by SMS)."""
+    counts = {outcome.value: 0 for outcome in Outcome}
+    if not _daily_due(now):
+        return counts
+    local_day = to_local(now).date().isoformat()
+    missing = operators_without_verified_phone(
+        session, provinces=_settings().provinces, start=now, end=now + LOOKAHEAD
+    )
+    for province, users in sorted(missing.items(), key=lambda item: item[0] or ""):
+        for manager in rota_managers(session, province):
+            with force_locale(manager.locale):
+                if province is None:
+                    body = ngettext(
+                        "Ali: %(num)d person on the coordinator rota in the next 14 days has "
+                        "no verified phone. Check the rota page.",
+                        "Ali: %(num)d people on the coordinator rota in the next 14 days have "
+                        "no verified phone. Check the rota page.",
+                        len(users),
+                    )
+                else:
+                    body = ngettext(
+                        "Ali: %(num)d operator on the %(province)s rota in the next 14 days "
+                        "has no verified phone. Check the rota page.",
+                        "Ali: %(num)d operators on the %(province)s rota in the next 14 days "
+                        "have no verified phone. Check the rota page.",
+                        len(users),
+                        province=province,
+                    )
+            outcome = _send_to(
+                session,
+                telephony,
+                manager,
+                key=f"phones:{province or '-'}:{local_day}:{manager.id}",
+                kind="phone_check",
+                body=body,
+                now=now,
+            )
+            counts[outcome.value] += 1
+            if outcome is Outcome.RETRY:
+                return counts
+    return counts
+
+
+def _send_to(
+    session: Session,
+    telephony: Telephony,
+    user: User,
+    *,
+    key: str,
+    kind: str,
+    body: str,
+    now: datetime,
+) -> Outcome:
+    if user.phone is None:
+        return Outcome.REFUSED
+    return send_once(
+        session,
+        telephony,
+        key=key,
+        kind=kind,
+        user_id=user.id,
+        to=user.phone,
+        body=body,
+        now=now,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Gap warnings
+
+
+def gap_window(now: datetime) -> tuple[datetime, datetime]:
+    """The range gap warnings look at: the next 14 days."""
+    return now, now + LOOKAHEAD
+
+
+def current_gaps(session: Session, *, province: str, now: datetime) -> list[Gap]:
+    """The gaps of the province in the next 14 days; take them before a change, then pass
+    them to ``warn_new_gaps`` after it."""
+    start, end = gap_window(now)
+    return services.province_gaps(session, province=province, start=start, end=end)
+
+
+def _gap_text(province: str, gaps_found: Sequence[Gap], locale: str) -> str:
+    text: str
+    with force_locale(locale):
+        text = ngettext(
+            "Ali: the %(province)s rota has %(num)d gap with no primary in the next 14 days, "
+            "from %(start)s. Open the rota page to cover it.",
+            "Ali: the %(province)s rota has %(num)d gaps with no primary in the next 14 days, "
+            "the first from %(start)s. Open the rota page to cover them.",
+            len(gaps_found),
+            province=province,
+            start=_day_time(gaps_found[0][0]),
+        )
+    return text
+
+
+def warn_gaps_daily(session: Session, telephony: Telephony, now: datetime) -> dict[str, int]:
+    """Job: once a day, each province's rota managers hear of its gaps in the next 14 days."""
+    counts = {outcome.value: 0 for outcome in Outcome}
+    if not _daily_due(now):
+        return counts
+    local_day = to_local(now).date().isoformat()
+    start, end = gap_window(now)
+    found = services.all_gaps(session, provinces=_settings().provinces, start=start, end=end)
+    for province, province_gaps in found.items():
+        if not province_gaps:
+            continue
+        for manager in rota_managers(session, province):
+            outcome = _send_to(
+                session,
+                telephony,
+                manager,
+                key=f"gaps:{province}:{local_day}:{manager.id}",
+                kind="gap_daily",
+                body=_gap_text(province, province_gaps, manager.locale),
+                now=now,
+            )
+            counts[outcome.value] += 1
+            if outcome is Outcome.RETRY:
+                return counts
+    return counts
+
+
+def new_gaps(before: Iterable[Gap], after: Iterable[Gap]) -> list[Gap]:
+    """Gaps of ``after`` not already inside a gap of ``before`` (a gap that grew is new)."""
+    old = list(before)
+    return [
+        (start, end)
+        for start, end in after
+        if not any(old_start <= start and end <= old_end for old_start, old_end in old)
+    ]
+
+
+def warn_new_gaps(
+    session: Session,
+    telephony: Telephony,
+    *,
+    province: str,
+    before: Sequence[Gap],
+    now: datetime,
+    exclude_user_id: int | None = None,
+) -> list[Gap]:
+    """Right after a rota change: warn the province's rota managers of each gap it opened.
+
+    ``before`` is ``current_gaps(...)`` taken before the change, with the same ``now``.
+    Call it AFTER committing the change: it commits the session itself (each warning is
+    claimed and committed before it is sent). Idempotent per gap and manager; the manager
+    who made the change may be left out with ``exclude_user_id``. Returns the new gaps.
+    """
+    opened = new_gaps(before, current_gaps(session, province=province, now=now))
+    for gap_start, gap_end in opened:
+        for manager in rota_managers(session, province):
+            if manager.id == exclude_user_id:
+                continue
+            with force_locale(manager.locale):
+                body = _(
+                    "Ali: after a change the %(province)s rota has no primary from %(start)s "
+                    "to %(end)s. Open the rota page to cover it.",
+                    province=province,
+                    start=_day_time(gap_start),
+                    end=_day_time(gap_end),
+                )
+            outcome = _send_to(
+                session,
+                telephony,
+                manager,
+                key=f"gap:{province}:{_stamp(gap_start)}:{_stamp(gap_end)}:{manager.id}",
+                kind="gap_new",
+                body=body,
+                now=now,
+            )
+            if outcome is Outcome.RETRY:
+                # The daily warning will still carry it; a page save must not hang on Twilio.
+                return opened
+    return opened

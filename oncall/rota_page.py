@@ -1,0 +1,391 @@
+"""What the rota pages show: a province's month as days × tiers, hand-overs, holidays, gaps."""
+
+# Days are Europe/Rome calendar days: each row runs from one local midnight to the next, so
+# the last Sundays of March and October are 23- and 25-hour rows. Every instant is kept in
+# UTC until a template formats it; the resolution itself is oncall.services' (the same
+# final schedule the router and the gap check use).
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from itertools import pairwise
+
+import holidays
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.models import Role, User
+from oncall import services
+from oncall.models import Override, Rotation
+from oncall.schedule import ROME, Shift, Tier, gaps
+
+PROVINCE_TIERS = (Tier.PRIMARY, Tier.BACKUP)
+HOUR = timedelta(hours=1)
+# Months outside this range are refused: the zone database and the holiday calendar have
+# no meaning for year 1 or 9999, and the arithmetic on them overflows.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+# The holidays package names its languages with a territory.
+_HOLIDAY_LANGUAGES = {"it": "it_IT", "en": "en_US"}
+
+
+class BadMonth(ValueError):
+    """A `month` parameter that is not YYYY-MM within the supported years."""
+
+
+def parse_month(text: str | None, today: date) -> date:
+    """The first day of the month named ``YYYY-MM``, or of today's month when absent."""
+    if not text:
+        return today.replace(day=1)
+    year_text, sep, month_text = text.partition("-")
+    if not sep or not (year_text.isdigit() and month_text.isdigit()):
+        raise BadMonth(text)
+    year, month = int(year_text), int(month_text)
+    if not (FIRST_YEAR <= year <= LAST_YEAR and 1 <= month <= 12):
+        raise BadMonth(text)
+    return date(year, month, 1)
+
+
+def add_months(month: date, count: int) -> date:
+    index = month.year * 12 + month.month - 1 + count
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def in_supported_range(day: date) -> bool:
+    return FIRST_YEAR <= day.year <= LAST_YEAR
+
+
+def local_midnight(day: date) -> datetime:
+    """The UTC instant at which a Rome calendar day starts (midnight always exists there)."""
+    return datetime.combine(day, time(0), tzinfo=ROME).astimezone(UTC)
+
+
+def local_instant(day: date, at: time) -> datetime:
+    """A local wall-clock time on a day as a UTC instant, read like the rotations (fold=0)."""
+    return datetime.combine(day, at.replace(fold=0), tzinfo=ROME).astimezone(UTC)
+
+
+class NonexistentLocalTime(ValueError):
+    """A wall-clock time skipped when the clocks go forward (02:00-03:00 on spring's day)."""
+
+
+def from_local(naive: datetime) -> datetime:
+    """A naive local datetime typed in a form, as a UTC instant.
+
+    A time in the hour that happens twice (autumn) is its first occurrence, as for rotation
+    hand-overs; a time that does not exist (spring) is refused, since any guess would start
+    or end a swap an hour away from what the manager typed.
+    """
+    aware = naive.replace(tzinfo=ROME, fold=0)
+    instant = aware.astimezone(UTC)
+    if instant.astimezone(ROME).replace(tzinfo=None) != naive.replace(fold=0):
+        raise NonexistentLocalTime(naive.isoformat())
+    return instant
+
+
+def is_ambiguous(instant: datetime) -> bool:
+    """Whether the local wall-clock reading of an instant also names another instant."""
+    local = instant.astimezone(ROME)
+    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+
+
+@lru_cache(maxsize=16)
+def _holiday_calendar(year: int, language: str) -> dict[date, str]:
+    calendar = holidays.country_holidays("IT", years=year, language=language)
+    return dict(calendar.items())
+
+
+def holidays_of(year: int, locale: str) -> dict[date, str]:
+    """Italian national public holidays of a year, named in the UI language."""
+    return _holiday_calendar(year, _HOLIDAY_LANGUAGES.get(locale, "it_IT"))
+
+
+@dataclass(frozen=True)
+class Piece:
+    """The part of one segment of the final schedule (or of one gap) that falls in a day.
+
+    ``start``/``end`` are clipped to the day; ``whole_start``/``whole_end`` are the whole
+    segment or gap, so a page can say that a shift lasted 25 hours.
+    """
+
+    start: datetime
+    end: datetime
+    shift: Shift | None
+    whole_start: datetime
+    whole_end: datetime
+
+    @property
+    def is_gap(self) -> bool:
+        return self.shift is None
+
+    @property
+    def operator_id(self) -> int | None:
+        return None if self.shift is None else self.shift.operator_id
+
+    @property
+    def whole_hours(self) -> float:
+        return (self.whole_end - self.whole_start) / HOUR
+
+
+@dataclass(frozen=True)
+class DayRow:
+    day: date
+    start: datetime
+    end: datetime
+    holiday: str | None
+    is_today: bool
+    cells: dict[Tier, list[Piece]]
+
+    @property
+    def hours(self) -> int:
+        return round((self.end - self.start) / HOUR)
+
+    @property
+    def is_clock_change(self) -> bool:
+        return self.hours != 24
+
+    @property
+    def is_weekend(self) -> bool:
+        return self.day.weekday() >= 5
+
+    def has_gap(self, tier: Tier) -> bool:
+        return any(piece.is_gap for piece in self.cells[tier])
+
+    def whole_gap(self, tier: Tier) -> bool:
+        return all(piece.is_gap for piece in self.cells[tier])
+
+
+@dataclass(frozen=True)
+class MonthView:
+    province: str
+    month: date
+    today: date
+    days: list[DayRow]
+    users: dict[int, User]
+    gaps: list[tuple[datetime, datetime]]
+    has_coordinator_rota: bool
+    coordinators: list[User]
+    overrides: list[Override]
+    rotations: list[Rotation]
+
+    @property
+    def previous(self) -> date | None:
+        earlier = add_months(self.month, -1)
+        return earlier if in_supported_range(earlier) else None
+
+    @property
+    def next(self) -> date | None:
+        later = add_months(self.month, 1)
+        return later if in_supported_range(later) else None
+
+    @property
+    def unverified_ids(self) -> set[int]:
+        return {uid for uid, user in self.users.items() if not phone_verified(user)}
+
+
+def phone_verified(user: User) -> bool:
+    return bool(user.phone) and user.phone_verified_at is not None
+
+
+def _timeline(
+    schedule: Sequence[Shift], start: datetime, end: datetime
+) -> list[tuple[datetime, datetime, Shift | None]]:
+    """The schedule and its gaps as one sorted, gapless list covering [start, end)."""
+    items: list[tuple[datetime, datetime, Shift | None]] = [
+        (shift.start, shift.end, shift) for shift in schedule
+    ]
+    items.extend((gap_start, gap_end, None) for gap_start, gap_end in gaps(schedule, start, end))
+    items.sort(key=lambda item: item[0])
+    return items
+
+
+def _pieces_by_day(
+    timeline: list[tuple[datetime, datetime, Shift | None]],
+    bounds: list[tuple[date, datetime, datetime]],
+) -> dict[date, list[Piece]]:
+    found: dict[date, list[Piece]] = {day: [] for day, _, _ in bounds}
+    cursor = 0
+    for day, day_start, day_end in bounds:
+        # Items are sorted and do not overlap: skip those that ended, keep the rest.
+        while cursor < len(timeline) and timeline[cursor][1] <= day_start:
+            cursor += 1
+        index = cursor
+        while index < len(timeline) and timeline[index][0] < day_end:
+            item_start, item_end, shift = timeline[index]
+            found[day].append(
+                Piece(
+                    start=max(item_start, day_start),
+                    end=min(item_end, day_end),
+                    shift=shift,
+                    whole_start=item_start,
+                    whole_end=item_end,
+                )
+            )
+            index += 1
+    return found
+
+
+def users_by_id(session: Session, ids: Iterable[int]) -> dict[int, User]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {user.id: user for user in session.scalars(select(User).where(User.id.in_(wanted)))}
+
+
+def active_coordinators(session: Session) -> list[User]:
+    """Everybody the last escalation step reaches when no coordinator rota is set."""
+    users = session.scalars(
+        select(User).where(User.active.is_(True)).order_by(User.display_name, User.id)
+    )
+    return [user for user in users if user.has_role(Role.COORDINATOR)]
+
+
+def province_operators(session: Session, province: str) -> list[User]:
+    """Who may be rostered in a province: active operators covering it, by name."""
+    users = session.scalars(
+        select(User).where(User.active.is_(True)).order_by(User.display_name, User.id)
+    )
+    return [user for user in users if user.has_role(Role.OPERATOR) and province in user.provinces]
+
+
+def province_rotations(session: Session, province: str) -> list[Rotation]:
+    return list(
+        session.scalars(
+            select(Rotation)
+            .where(Rotation.province == province)
+            .order_by(Rotation.tier.desc(), Rotation.start_date, Rotation.id)
+        )
+    )
+
+
+def overrides_between(
+    session: Session, province: str, start: datetime, end: datetime
+) -> list[Override]:
+    return list(
+        session.scalars(
+            select(Override)
+            .where(
+                Override.province == province,
+                Override.start_at < end,
+                Override.end_at > start,
+            )
+            .order_by(Override.start_at, Override.id)
+        )
+    )
+
+
+def build_month(
+    session: Session, *, province: str, month: date, today: date, locale: str
+) -> MonthView:
+    """Everything the month page shows for a province: one resolution per tier."""
+    first = month.replace(day=1)
+    following = add_months(first, 1)
+    day_count = (following - first).days
+    days = [first + timedelta(days=offset) for offset in range(day_count + 1)]
+    bounds = [(day, local_midnight(day), local_midnight(after)) for day, after in pairwise(days)]
+    start, end = bounds[0][1], bounds[-1][2]
+
+    schedules: dict[Tier, list[Shift]] = {
+        tier: services.province_schedule(
+            session, province=province, tier=tier, start=start, end=end
+        )
+        for tier in PROVINCE_TIERS
+    }
+    schedules[Tier.COORDINATOR] = services.coordinator_schedule(session, start=start, end=end)
+    cells = {
+        tier: _pieces_by_day(_timeline(schedule, start, end), bounds)
+        for tier, schedule in schedules.items()
+    }
+    calendar = holidays_of(first.year, locale)
+    rows = [
+        DayRow(
+            day=day,
+            start=day_start,
+            end=day_end,
+            holiday=calendar.get(day),
+            is_today=day == today,
+            cells={tier: cells[tier][day] for tier in cells},
+        )
+        for day, day_start, day_end in bounds
+    ]
+    operator_ids = {shift.operator_id for schedule in schedules.values() for shift in schedule}
+    has_coordinator_rota = bool(schedules[Tier.COORDINATOR])
+    return MonthView(
+        province=province,
+        month=first,
+        today=today,
+        days=rows,
+        users=users_by_id(session, operator_ids),
+        gaps=gaps(schedules[Tier.PRIMARY], start, end),
+        has_coordinator_rota=has_coordinator_rota,
+        coordinators=[] if has_coordinator_rota else active_coordinators(session),
+        overrides=overrides_between(session, province, start, end),
+        rotations=province_rotations(session, province),
+    )
+
+
+def handover_for(rotations: Sequence[Rotation], tier: Tier, day: date) -> time:
+    """The hand-over time a swap on ``day`` should start at: that of the tier's rotation in
+    force that day (the newest one, as the resolver ranks them), else midnight."""
+    in_force = [
+        rotation
+        for rotation in rotations
+        if rotation.tier == tier.value
+        and rotation.members
+        and rotation.start_date <= day
+        and (rotation.end_date is None or day < rotation.end_date)
+    ]
+    if not in_force:
+        return time(0)
+    best = max(in_force, key=lambda r: (r.priority, r.start_date, r.id))
+    return best.handover
+
+
+@dataclass(frozen=True)
+class ChainRow:
+    """One province in "who is on call now"."""
+
+    province: str
+    primary: User | None
+    primary_until: datetime | None
+    backup: User | None
+    backup_until: datetime | None
+    next_gap: tuple[datetime, datetime] | None
+
+
+LOOKAHEAD = timedelta(days=7)
+
+
+def _holder_until(schedule: Sequence[Shift], now: datetime) -> datetime | None:
+    for shift in schedule:
+        if shift.start <= now < shift.end:
+            return shift.end
+    return None
+
+
+def on_call_now(session: Session, *, provinces: Sequence[str], now: datetime) -> list[ChainRow]:
+    """The chain of each province now, with when each holder hands over (within a week)."""
+    rows = []
+    horizon = now + LOOKAHEAD
+    for province in provinces:
+        chain = services.on_call_chain(session, province=province, at=now)
+        primary = services.province_schedule(
+            session, province=province, tier=Tier.PRIMARY, start=now, end=horizon
+        )
+        backup = services.province_schedule(
+            session, province=province, tier=Tier.BACKUP, start=now, end=horizon
+        )
+        holes = gaps(primary, now, horizon)
+        rows.append(
+            ChainRow(
+                province=province,
+                primary=chain.primary,
+                primary_until=_holder_until(primary, now) if chain.primary else None,
+                backup=chain.backup,
+                backup_until=_holder_until(backup, now) if chain.backup else None,
+                next_gap=holes[0] if holes else None,
+            )
+        )
+    return rows
