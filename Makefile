@@ -24,7 +24,7 @@ translations: $(BIN)/ali
 messages: $(BIN)/ali
 	$(BIN)/pybabel extract -F $(TRANSLATIONS)/babel.cfg -k _l -k lazy_gettext --no-location \
 		--sort-output -o $(TRANSLATIONS)/messages.pot core intake routing oncall templates
-	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching --no-location
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching --ignore-obsolete
 
 run: install
 	$(BIN)/ali db upgrade

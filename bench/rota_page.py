@@ -48,7 +48,7 @@ from oncall.schedule import ROME
 PROVINCE = "BS"
 MONTH = date(2026, 10, 1)
 NOW = datetime(2026, 10, 20, 9, tzinfo=UTC)
-PASSWORD = "benchmark password 2026"
+PASSWORD = "benchmark password 2026"  # noqa: S105 -- a throwaway database
 SEED = 20261025
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -77,11 +78,27 @@ class RotationForm(FlaskForm):  # type: ignore[misc]
         invalid_value_message=_l("Enter a valid date."),
     )
 
-    def set_operator_choices(self, users: list[User]) -> None:
+    def set_operator_choices(self, users: list[User], former: Sequence[User] = ()) -> None:
+        """Choices are the province's operators, plus members of the rotation being edited
+        who can no longer be on call there (shown, marked, and refused on preview, so they
+        are never dropped silently)."""
         choices = operator_choices(users, blank=_("— nobody —"))
+        choices += [
+            SelectChoice(
+                str(user.id), _("%(name)s (cannot be on call here)", name=user.display_name)
+            )
+            for user in former
+        ]
         for entry in self.operators:
             entry.choices = choices
         self._operator_choices = choices
+        self._former_ids = {user.id for user in former}
+
+    def validate_operators(self, field: Any) -> None:
+        if not any(entry.data for entry in field):
+            raise ValidationError(_("Choose at least one operator."))
+        if self._former_ids & set(self.operator_ids()):
+            raise ValidationError(_("Replace the operators who cannot be on call here any more."))
 
     def add_operator_slots(self, count: int) -> None:
         """Empty selects after the chosen operators, so one more can be added without JS."""
@@ -93,10 +110,6 @@ class RotationForm(FlaskForm):  # type: ignore[misc]
         """The chosen operators in order (anything not an id is left to validation)."""
         values = [entry.data or "" for entry in self.operators]
         return [int(value) for value in values if value.isascii() and value.isdigit()]
-
-    def validate_operators(self, field: Any) -> None:
-        if not any(entry.data for entry in field):
-            raise ValidationError(_("Choose at least one operator."))
 
     def validate_end_date(self, field: Any) -> None:
         start = self.start_date.data

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
+from babel import dates as babel_dates
 from flask import (
     Blueprint,
     Flask,
@@ -88,6 +90,20 @@ def _today() -> date:
 # Formatting helpers for the templates
 
 
+# Pages format hundreds of dates and labels (a busy month has ~200 segments): dates go
+# through a cache keyed by locale, and repeated labels are translated once per render.
+
+
+@lru_cache(maxsize=8192)
+def _date_text(day: date, pattern: str, locale: str) -> str:
+    return babel_dates.format_date(day, pattern, locale=locale)
+
+
+def day_name(day: date, pattern: str = "EEE d MMM") -> str:
+    """A date in the UI language, e.g. "sab 24 ott" (``pattern`` is Babel's)."""
+    return _date_text(day, pattern, current_locale())
+
+
 def tier_label(tier: str | Tier | None) -> str:
     labels: dict[str, str] = {
         Tier.PRIMARY.value: _("Primary"),
@@ -111,10 +127,10 @@ def clock(instant: datetime, day: date | None = None) -> str:
     return text
 
 
-def when(instant: datetime) -> str:
+def when(instant: datetime, locale: str | None = None) -> str:
     """Day and time in Rome, e.g. "sab 24 ott 08:00"."""
     local = instant.astimezone(ROME)
-    return f"{format_date(local.date(), 'EEE d MMM')} {clock(instant)}"
+    return f"{_date_text(local.date(), 'EEE d MMM', locale or current_locale())} {clock(instant)}"
 
 
 def hours(start: datetime, end: datetime) -> str:
@@ -131,22 +147,29 @@ def phone_display(e164: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
-def month_title(month: date) -> str:
-    return str(format_date(month, "LLLL yyyy"))
-
-
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
+    locale = current_locale()
+    tiers = {tier.value: tier_label(tier) for tier in Tier}
     return {
-        "tier_label": tier_label,
+        "tier_label": lambda tier: tiers.get(str(tier or Tier.COORDINATOR.value), str(tier)),
         "clock": clock,
-        "when": when,
+        "when": lambda instant: when(instant, locale),
         "hours": hours,
-        "month_title": month_title,
+        "day_name": lambda day, pattern="EEE d MMM": _date_text(day, pattern, locale),
+        "month_title": lambda month: _date_text(month, "LLLL yyyy", locale),
         "phone_display": phone_display,
-        "format_date": format_date,
         "phone_verified": rota_page.phone_verified,
         "Tier": Tier,
+        # Translated once per page, used in every cell.
+        "txt": {
+            "nobody": _("Nobody on call"),
+            "all_coordinators": _("all coordinators"),
+            "swap": _("swap"),
+            "swap_link": _("Swap"),
+            "phone_not_verified": _("phone not verified"),
+            "phone_warning": _("This operator has no verified phone: alerts may not reach them."),
+        },
     }
 
 
@@ -305,8 +328,14 @@ def _rotation_editor(
     province: str, rotation: Rotation | None
 ) -> tuple[str, int] | WerkzeugResponse:
     operators = rota_page.province_operators(get_session(), province)
+    eligible = {user.id for user in operators}
+    former = (
+        []
+        if rotation is None
+        else [member.user for member in rotation.members if member.user_id not in eligible]
+    )
     if request.method == "POST":
-        return _submit_rotation(province, rotation, operators)
+        return _submit_rotation(province, rotation, operators, former)
     if rotation is None:
         data: dict[str, Any] = {
             "tier": Tier.PRIMARY.value,
@@ -326,16 +355,17 @@ def _rotation_editor(
             "end_date": rotation.end_date,
         }
     form = RotationForm(formdata=None, data=data)
-    form.set_operator_choices(operators)
-    return _rotation_page(form, province, rotation, operators)
+    form.set_operator_choices(operators, former)
+    return _rotation_page(form, province, rotation, [*operators, *former])
 
 
 def _submit_rotation(
-    province: str, rotation: Rotation | None, operators: list[User]
+    province: str, rotation: Rotation | None, operators: list[User], former: list[User]
 ) -> tuple[str, int] | WerkzeugResponse:
     """Preview (the default action), one more operator slot, or save a previewed rotation."""
     form = RotationForm()
-    form.set_operator_choices(operators)
+    form.set_operator_choices(operators, former)
+    operators = [*operators, *former]
     action = request.form.get("action", "preview")
     if action == "more":
         form.add_operator_slots(len(form.operators) + 1)
@@ -577,8 +607,12 @@ def mine() -> str:
     shifts = services.upcoming_shifts(
         get_session(), user_id=user.id, start=at, end=at + timedelta(days=MY_SHIFTS_DAYS)
     )
+    # The profile page (phone verification) belongs to another part of oncall; link it when
+    # it is installed.
+    profile = "oncall_profile.profile"
     return render_template(
         "oncall/mine.html",
+        profile_url=url_for(profile) if profile in current_app.view_functions else None,
         shifts=shifts,
         days=MY_SHIFTS_DAYS,
         at=at,

@@ -36,7 +36,7 @@ def make_rotation(
         db,
         actor="test",
         now=datetime(2026, 11, 1, tzinfo=UTC),
-        province=province,
+        province=province or None,
         tier=tier,
         operator_ids=[user.id for user in operators],
         handover=handover,
@@ -341,6 +341,21 @@ def test_gaps_are_red_where_nobody_is_primary(
     assert "gap-summary" in html
 
 
+def test_the_coordinator_rota_has_its_own_column(
+    client: FlaskClient, manager: User, make_user: UserFactory, db: Session
+) -> None:
+    login(client, manager.email)
+    _, html = get(client, "/rota/BS?month=2026-11")
+    assert 'class="tier-coordinator' not in html
+    assert "nessuno ha il ruolo di coordinatore" in html
+    coordinator = make_user(roles=("coordinator",), provinces=(), name="Zoe Coordinatrice")
+    make_rotation(db, [coordinator], province="", tier="coordinator", start_date=date(2026, 11, 15))
+    _, html = get(client, "/rota/BS?month=2026-11")
+    assert "Zoe Coordinatrice" in cell(html, "2026-11-20", "coordinator")
+    assert "tutti i coordinatori" in cell(html, "2026-11-10", "coordinator")
+    assert "gap" not in cell(html, "2026-11-10", "coordinator")
+
+
 def test_an_operator_without_a_verified_phone_is_flagged(
     client: FlaskClient, manager: User, make_user: UserFactory, db: Session
 ) -> None:
@@ -574,6 +589,37 @@ def test_a_rotation_is_edited_with_a_preview_and_the_change_is_audited(
     assert entry.actor_id == manager.id
     assert entry.detail["before"]["handover"] == "08:00"
     assert entry.detail["after"]["handover"] == "07:30"
+
+
+def test_a_member_who_left_the_province_is_shown_and_must_be_replaced(
+    client: FlaskClient, manager: User, team: list[User], db: Session
+) -> None:
+    rotation = make_rotation(db, team[:2], start_date=date(2026, 11, 1))
+    team[1].provinces = ["BG"]
+    db.commit()
+    login(client, manager.email)
+    url = f"/rota/BS/rotations/{rotation.id}"
+    _, html = get(client, url)
+    assert (
+        f'<option selected value="{team[1].id}">Bruno Bianchi (non può essere reperibile qui)'
+        in html
+    )
+    data = {
+        "tier": "primary",
+        "operators-0": str(team[0].id),
+        "operators-1": str(team[1].id),
+        "handover": "08:00",
+        "period_days": "1",
+        "start_date": "2026-11-01",
+    }
+    response = post_form(client, url, {**data, "action": "preview"})
+    assert response.status_code == 400
+    assert "Sostituisci gli operatori" in unescape(response.get_data(as_text=True))
+    data["operators-1"] = str(team[2].id)
+    response = post_form(client, url, previewed(client, url, data))
+    assert response.status_code == 302
+    db.refresh(rotation)
+    assert rotation.operator_ids == (team[0].id, team[2].id)
 
 
 def test_a_rotation_is_ended_on_a_date(
@@ -904,3 +950,14 @@ def test_my_shifts_lists_the_next_30_days(
     assert len(rows) == 15
     assert "mer 25 nov 08:00" in text(table)
     assert 'id="calendar-feeds"' in html
+
+
+def test_my_shifts_sends_an_operator_without_a_verified_phone_to_their_profile(
+    client: FlaskClient, make_user: UserFactory
+) -> None:
+    make_user(provinces=("BS",), email="new@ali.example", verified=False)
+    login(client, "new@ali.example")
+    _, html = get(client, "/rota/mine")
+    assert "Il tuo telefono non è verificato" in html
+    assert 'href="/profile/"' in html
+    assert "Non hai turni nei prossimi 30 giorni." in html
