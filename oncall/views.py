@@ -23,6 +23,7 @@ from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from core import audit
@@ -32,7 +33,8 @@ from core.config import Settings
 from core.db import get_session
 from core.models import Role, User
 from core.nav import NavItem, current_locale, register_nav
-from oncall import rota_page, services
+from core.telephony import get_telephony
+from oncall import notifications, rota_page, services
 from oncall.forms import EndRotationForm, OverrideForm, RotationForm
 from oncall.models import Override, Rotation
 from oncall.rota_page import is_ambiguous
@@ -399,6 +401,7 @@ def _save_rotation(
         "end_date": form.end_date.data,
         "name": form.name.data or "",
     }
+    before = _gaps_now(province)
     try:
         if rotation is None:
             saved = services.create_rotation(
@@ -412,7 +415,7 @@ def _save_rotation(
         session.rollback()
         _form_error(form, exc.field, _rota_error_message(exc))
         return _rotation_page(form, province, rotation, operators, status=400)
-    session.commit()
+    _commit_and_warn(session, province, before)
     flash(_("Rotation saved."), "success")
     shown = max(saved.start_date, _today())
     return redirect(url_for("oncall.month", sigla=province, month=shown.strftime("%Y-%m")))
@@ -440,6 +443,7 @@ def end_rotation(sigla: str, rotation_id: int) -> tuple[str, int] | WerkzeugResp
     form = EndRotationForm()
     session = get_session()
     if form.validate():
+        before = _gaps_now(province)
         try:
             services.update_rotation(
                 session, rotation, actor=_user(), now=clock_now(), end_date=form.end_date.data
@@ -448,7 +452,7 @@ def end_rotation(sigla: str, rotation_id: int) -> tuple[str, int] | WerkzeugResp
             session.rollback()
             flash(_rota_error_message(exc), "error")
         else:
-            session.commit()
+            _commit_and_warn(session, province, before)
             ends = format_date(form.end_date.data)
             flash(_("The rotation ends on %(day)s.", day=ends), "success")
             return redirect(url_for("oncall.month", sigla=province))
@@ -465,10 +469,31 @@ def delete_rotation(sigla: str, rotation_id: int) -> WerkzeugResponse:
     rotation = _rotation_or_404(province, rotation_id)
     # CSRFProtect checks the token of every POST before the view runs.
     session = get_session()
+    before = _gaps_now(province)
     services.delete_rotation(session, rotation, actor=_user(), now=clock_now())
-    session.commit()
+    _commit_and_warn(session, province, before)
     flash(_("Rotation deleted."), "success")
     return redirect(url_for("oncall.month", sigla=province))
+
+
+def _gaps_now(province: str) -> list[tuple[datetime, datetime]]:
+    """The next 14 days' gaps before a change, to tell the change's own gaps apart."""
+    return notifications.current_gaps(get_session(), province=province, now=clock_now())
+
+
+def _commit_and_warn(
+    session: Session, province: str, before: list[tuple[datetime, datetime]]
+) -> None:
+    """Commit a rota change, then warn the other rota managers of any gap it opened."""
+    session.commit()
+    notifications.warn_new_gaps(
+        session,
+        get_telephony(),
+        province=province,
+        before=before,
+        now=clock_now(),
+        exclude_user_id=_user().id,
+    )
 
 
 def _override_prefill(province: str) -> dict[str, Any]:
@@ -563,8 +588,9 @@ def delete_override(sigla: str, override_id: int) -> WerkzeugResponse:
     if override is None or override.province != province:
         abort(404)
     month = override.start_at.astimezone(ROME).strftime("%Y-%m")
+    before = _gaps_now(province)
     services.delete_override(session, override, actor=_user(), now=clock_now())
-    session.commit()
+    _commit_and_warn(session, province, before)
     flash(_("Swap deleted."), "success")
     return redirect(url_for("oncall.month", sigla=province, month=month))
 

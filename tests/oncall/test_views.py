@@ -17,6 +17,7 @@ from core.models import AuditEntry, User
 from oncall import services
 from oncall.models import Override, Rotation
 from tests.conftest import UserFactory, csrf_token, login
+from tests.twilio_standin import TwilioStandIn
 
 SERVED = ("BG", "BS", "CR", "LO", "LC", "MN", "PV")
 
@@ -961,3 +962,36 @@ def test_my_shifts_sends_an_operator_without_a_verified_phone_to_their_profile(
     assert "Il tuo telefono non è verificato" in html
     assert 'href="/profile/"' in html
     assert "Non hai turni nei prossimi 30 giorni." in html
+
+
+def test_deleting_cover_warns_the_other_rota_managers_of_the_gap_it_opens(
+    client: FlaskClient,
+    manager: User,
+    team: list[User],
+    make_user: UserFactory,
+    db: Session,
+    twilio: TwilioStandIn,
+) -> None:
+    colleague = make_user(
+        roles=("rota_manager",), provinces=("BS",), email="other@ali.example", phone="+393339990001"
+    )
+    override = services.add_override(
+        db,
+        actor="test",
+        now=datetime(2026, 11, 1, tzinfo=UTC),
+        province="BS",
+        tier="primary",
+        user_id=team[0].id,
+        start=datetime(2026, 11, 20, 8, tzinfo=UTC),
+        end=datetime(2027, 1, 20, 8, tzinfo=UTC),
+        served=SERVED,
+    )
+    db.commit()
+    login(client, manager.email)
+    response = post_form(client, f"/rota/BS/overrides/{override.id}/delete", {}, page="/rota/BS")
+    assert response.status_code == 302
+    recipients = [m.to for m in twilio.messages]
+    # The editor sees the gap on the page; the other rota manager gets the SMS.
+    assert recipients == [colleague.phone]
+    assert "BS" in twilio.messages[0].body
+    assert "Anna" not in twilio.messages[0].body
