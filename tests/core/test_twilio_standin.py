@@ -49,7 +49,7 @@ class StandInHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships
         super().__init__(timeout=timeout)
         self.base_url = base_url.rstrip("/")
 
-    def request(  # noqa: PLR0917 -- the signature of TwilioHttpClient.request it overrides
+    def request(
         self,
         method: str,
         url: str,
