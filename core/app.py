@@ -106,3 +106,5 @@ def _configure_logging(app: Flask) -> None:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
     app.logger.setLevel(logging.INFO)
+    # One line per job run every few seconds would drown what matters at 3 a.m.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -14,6 +14,7 @@ from alembic.config import Config
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
+from werkzeug.serving import run_simple
 
 from core import scheduler
 from core.auth import MIN_PASSWORD_LENGTH, hash_password
@@ -143,7 +144,8 @@ def run(host: str, port: int) -> None:
     if app.extensions["ali.settings"].scheduler == "inprocess":
         scheduler.start_background(app)
     # Werkzeug's reloader would fork a second scheduler; the embedded mode runs without it.
-    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    # run_simple, not app.run(): Flask ignores app.run() inside its own CLI.
+    run_simple(host, port, app, use_reloader=False, use_debugger=False, threaded=True)
 
 
 def add_demo_seeder(app: Flask, seeder: DemoSeeder) -> None:
