@@ -8,12 +8,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, Response, request
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import Engine
 
 from core import auth, crypto, db, i18n, nav, scheduler, telephony
 from core.clock import Clock, SystemClock
 from core.config import Settings, load_settings
+from core.models import Role
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Features plug themselves in through their package's `init_app(app)`, in dependency order.
@@ -68,6 +70,8 @@ def create_app(
     csrf.init_app(app)
     scheduler.init_app(app)
     nav.init_app(app)
+    if settings.telephony_backend == "sandbox":
+        nav.register_nav(app, nav.NavItem("core.sandbox", _l("Sandbox outbox"), (Role.ADMIN,)))
 
     from core import cli, errors, views, webhooks  # noqa: PLC0415 -- blueprints need the app
 

@@ -191,4 +191,6 @@ def test_sandbox_page_lists_messages_for_admins_in_embedded_mode(
     login(client, "admin@ali.example")
     page = client.get("/sandbox")
     assert page.status_code == 200
-    assert "ALI BS-2026-0007 URGENTE" in page.get_data(as_text=True)
+    html = page.get_data(as_text=True)
+    assert "ALI BS-2026-0007 URGENTE" in html
+    assert 'href="/sandbox"' in client.get("/").get_data(as_text=True)
