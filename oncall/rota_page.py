@@ -356,6 +356,7 @@ class ChainRow:
 
 
 LOOKAHEAD = timedelta(days=7)
+RESOLVED_AHEAD = timedelta(days=31)
 
 
 def _holder_until(schedule: Sequence[Shift], now: datetime) -> datetime | None:
@@ -369,15 +370,17 @@ def on_call_now(session: Session, *, provinces: Sequence[str], now: datetime) ->
     """The chain of each province now, with when each holder hands over (within a week)."""
     rows = []
     horizon = now + LOOKAHEAD
+    # Resolved further than shown, so "until" and a gap's end are not cut at the horizon.
+    window = now + RESOLVED_AHEAD
     for province in provinces:
         chain = services.on_call_chain(session, province=province, at=now)
         primary = services.province_schedule(
-            session, province=province, tier=Tier.PRIMARY, start=now, end=horizon
+            session, province=province, tier=Tier.PRIMARY, start=now, end=window
         )
         backup = services.province_schedule(
-            session, province=province, tier=Tier.BACKUP, start=now, end=horizon
+            session, province=province, tier=Tier.BACKUP, start=now, end=window
         )
-        holes = gaps(primary, now, horizon)
+        holes = [hole for hole in gaps(primary, now, window) if hole[0] < horizon]
         rows.append(
             ChainRow(
                 province=province,
