@@ -11,8 +11,9 @@ from flask import Flask, Response, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core import auth, crypto, db, i18n, nav, scheduler, telephony
+from core import auth, crypto, db, errors, i18n, nav, scheduler, telephony
 from core.clock import Clock, SystemClock
 from core.config import Settings, load_settings
 from core.models import Role
@@ -54,10 +55,18 @@ def create_app(
         REMEMBER_COOKIE_DURATION=timedelta(seconds=0),
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_idle_minutes),
         WTF_CSRF_TIME_LIMIT=None,  # the session's idle timeout already bounds the token
+        # Flask-WTF's HTTPS check wants a same-origin Referer, which Referrer-Policy no-referrer
+        # never sends: every form posted over HTTPS would fail. The token and SameSite guard.
+        WTF_CSRF_SSL_STRICT=False,
         MAX_CONTENT_LENGTH=1024 * 1024,
         JSON_SORT_KEYS=False,
     )
     app.extensions["ali.settings"] = settings
+    if settings.trusted_proxies:
+        # Behind nginx or a load balancer every request comes from the proxy: without this,
+        # login throttling would count everyone's failures as one address's.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     app.extensions["ali.clock"] = clock or SystemClock()
     crypto.configure(settings.encryption_keys)
 
@@ -73,7 +82,7 @@ def create_app(
     if settings.telephony_backend == "sandbox":
         nav.register_nav(app, nav.NavItem("core.sandbox", _l("Sandbox outbox"), (Role.ADMIN,)))
 
-    from core import cli, errors, views, webhooks  # noqa: PLC0415 -- blueprints need the app
+    from core import cli, views, webhooks  # noqa: PLC0415 -- blueprints need the app
 
     app.register_blueprint(views.bp)
     app.register_blueprint(webhooks.bp)
@@ -109,6 +118,9 @@ def _configure_logging(app: Flask) -> None:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, errors.RedactDatabaseValues) for f in handler.filters):
+            handler.addFilter(errors.RedactDatabaseValues())
     app.logger.setLevel(logging.INFO)
     # One line per job run every few seconds would drown what matters at 3 a.m.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

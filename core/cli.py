@@ -16,9 +16,10 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 from werkzeug.serving import run_simple
 
-from core import scheduler
+from core import audit, scheduler
 from core.auth import MIN_PASSWORD_LENGTH, hash_password
 from core.clock import now as clock_now
+from core.config import SettingsError
 from core.db import get_session
 from core.models import Role, User
 from core.phones import InvalidPhone, normalise_phone
@@ -68,9 +69,7 @@ def users_group() -> None:
 @click.option("--province", "provinces", multiple=True, help="Sigla, repeatable (e.g. BS).")
 @click.option("--phone", default=None, help="E.164 or Italian number.")
 @click.option("--locale", type=click.Choice(["it", "en"]), default="it", show_default=True)
-@click.option(
-    "--generate-password", is_flag=True, help="Generate a password and print it once."
-)
+@click.option("--generate-password", is_flag=True, help="Generate a password and print it once.")
 @with_appcontext
 def users_create(
     email: str,
@@ -113,6 +112,16 @@ def users_create(
         created_at=clock_now(),
     )
     db.add(user)
+    db.flush()
+    audit.record(
+        db,
+        now=clock_now(),
+        action="create",
+        object_type="user",
+        object_id=user.id,
+        actor="cli",
+        fields=["email", "display_name", "phone", "roles", "provinces", "password_hash"],
+    )
     db.commit()
     click.echo(f"created user {user.id} <{email}> roles={','.join(user.roles)}")
     if generate_password:
@@ -130,6 +139,9 @@ def worker() -> None:
 @with_appcontext
 def demo() -> None:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app.extensions["ali.settings"].production:
+        # Demo users are admins with passwords printed on a terminal: never in production.
+        raise click.ClickException("ali demo refuses to run with ALI_ENV=production")
     seeders: list[DemoSeeder] = app.extensions.get("ali.demo_seeders", [])
     for seed in seeders:
         seed(app)
@@ -166,7 +178,11 @@ def init_app(app: Flask) -> None:
 def _create_app() -> Flask:
     from core.app import create_app  # noqa: PLC0415 -- the CLI builds the app lazily
 
-    return create_app()
+    try:
+        return create_app()
+    except SettingsError as exc:
+        # One line saying what to set, not a traceback, for whoever starts Ali at 3 a.m.
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)

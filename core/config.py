@@ -64,6 +64,7 @@ class Settings:
     login_max_failures: int = 5
     login_lockout_minutes: int = 15
     secure_cookies: bool = True
+    trusted_proxies: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -105,9 +106,7 @@ def load_settings(
         ]
         missing = [name for name in required if not env.get(name, "").strip()]
         if missing:
-            raise SettingsError(
-                "Ali cannot start in production: set " + ", ".join(missing) + "."
-            )
+            raise SettingsError("Ali cannot start in production: set " + ", ".join(missing) + ".")
 
     database_url = env.get("ALI_DATABASE_URL", "").strip()
     if not database_url:
@@ -134,6 +133,9 @@ def load_settings(
         raise SettingsError(f"ALI_SCHEDULER must be one of {', '.join(SCHEDULER_MODES)}")
 
     provinces = tuple(p.upper() for p in _split(env.get("ALI_PROVINCES"))) or DEFAULT_PROVINCES
+    trusted_proxies = _int("TRUSTED_PROXIES", env.get("ALI_TRUSTED_PROXIES"), 0)
+    if trusted_proxies < 0:
+        raise SettingsError("ALI_TRUSTED_PROXIES must be 0 or more (the proxies in front of Ali)")
     public_url = (env.get("ALI_PUBLIC_URL", "").strip() or "http://127.0.0.1:5000").rstrip("/")
 
     return Settings(
@@ -154,6 +156,7 @@ def load_settings(
         login_lockout_minutes=_int(
             "LOGIN_LOCKOUT_MINUTES", env.get("ALI_LOGIN_LOCKOUT_MINUTES"), 15
         ),
+        trusted_proxies=trusted_proxies,
         secure_cookies=_bool(
             "SECURE_COOKIES", env.get("ALI_SECURE_COOKIES"), public_url.startswith("https://")
         ),

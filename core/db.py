@@ -61,7 +61,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine with the project's connection settings for SQLite or PostgreSQL."""
+    """An engine with the project's connection settings for SQLite or PostgreSQL.
+
+    `hide_parameters`: a database error's message must not carry the row's personal data
+    into the logs.
+    """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
@@ -69,6 +73,7 @@ def make_engine(url: str) -> Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             poolclass=NullPool if ":memory:" not in url else None,
+            hide_parameters=True,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite defers BEGIN until the first write, so a read-then-write transaction can
@@ -77,7 +82,9 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _disable_pysqlite_begin)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True
+    )
 
 
 def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:

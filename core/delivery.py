@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.models import DeliveryStatus
@@ -63,7 +64,7 @@ def record_status(
     row = session.get(DeliveryStatus, sid, with_for_update=True)
     event = {"status": status, "at": now.isoformat()}
     if row is None:
-        row = DeliveryStatus(
+        first = DeliveryStatus(
             sid=sid,
             kind=kind,
             status=status,
@@ -72,8 +73,17 @@ def record_status(
             history=[event],
             updated_at=now,
         )
-        session.add(row)
-        return row
+        try:
+            with session.begin_nested():
+                session.add(first)
+        except IntegrityError:
+            # Twilio sent two callbacks for a new sid at once and the other one inserted
+            # first (PostgreSQL: FOR UPDATE cannot lock a row that does not exist yet).
+            row = session.get(DeliveryStatus, sid, with_for_update=True, populate_existing=True)
+            if row is None:
+                raise
+        else:
+            return first
     row.history = [*row.history, event]
     if ranks[status] > ranks.get(row.status, -1):
         row.status = status

@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.sansio.response import Response as WerkzeugResponse
 
 log = logging.getLogger(__name__)
+
+
+# PostgreSQL's DETAIL repeats the row's values ("Key (email)=(...)", "Failing row contains (...)").
+_DETAIL = re.compile(r"^DETAIL: .*(?:\n|$)", re.MULTILINE)
+
+
+class RedactDatabaseValues(logging.Filter):
+    """Keeps personal data out of logged tracebacks of database errors (the engine already
+    hides bound parameters); the traceback and the error's first line stay for operators."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        chain: list[BaseException] = []
+        while exc is not None and exc not in chain:
+            chain.append(exc)
+            exc = exc.__cause__ or exc.__context__
+        if record.exc_info and any(isinstance(e, DBAPIError) for e in chain):
+            record.exc_text = _DETAIL.sub("", logging.Formatter().formatException(record.exc_info))
+        return True
 
 
 def _wants_json() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Blueprint, Response, request
 
@@ -14,12 +15,28 @@ from core.twilio import twilio_signed
 log = logging.getLogger(__name__)
 bp = Blueprint("twilio_core", __name__, url_prefix="/twilio")
 
+# Twilio's ids are two letters and 32 hex digits; anything else would not fit the column.
+TWILIO_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
+ANSWERED_BY = frozenset(
+    {
+        "human",
+        "machine_start",
+        "machine_end_beep",
+        "machine_end_silence",
+        "machine_end_other",
+        "fax",
+        "unknown",
+    }
+)
 
-def _int_or_none(value: str | None) -> int | None:
+
+def _error_code(value: str | None) -> int | None:
+    """Twilio's error codes are five-digit numbers; anything else is dropped, never a 500."""
     try:
-        return int(value) if value else None
+        code = int(value) if value else None
     except ValueError:
         return None
+    return code if code is not None and 0 <= code < 1_000_000 else None
 
 
 @bp.post("/status")
@@ -30,6 +47,10 @@ def status() -> tuple[Response | str, int]:
     value = request.form.get("MessageStatus") or request.form.get("CallStatus") or ""
     if not sid or not value:
         return "missing MessageSid/CallSid or status", 400
+    if not TWILIO_SID.fullmatch(sid):
+        log.warning("status callback with a malformed sid on %s", request.path)
+        return "malformed MessageSid/CallSid", 400
+    answered_by = request.form.get("AnsweredBy")
     db = get_session()
     try:
         row = record_status(
@@ -37,8 +58,8 @@ def status() -> tuple[Response | str, int]:
             sid=sid,
             status=value,
             now=clock_now(),
-            error_code=_int_or_none(request.form.get("ErrorCode")),
-            answered_by=request.form.get("AnsweredBy"),
+            error_code=_error_code(request.form.get("ErrorCode")),
+            answered_by=answered_by if answered_by in ANSWERED_BY else None,
         )
     except UnknownStatus:
         log.warning("unknown status %r for %s", value, sid)

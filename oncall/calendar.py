@@ -23,7 +23,7 @@ from core import audit
 from core.models import Role, User
 from oncall import services
 from oncall.models import CalendarToken
-from oncall.notifications import Duty, duties
+from oncall.notifications import Duty, duties, tier_word
 from oncall.schedule import Shift, Tier
 
 FEED_PAST = timedelta(days=30)
@@ -196,7 +196,9 @@ def _uid(duty: Duty) -> str:
 def _title(duty: Duty) -> str:
     if duty.tier is Tier.COORDINATOR:
         return str(_("On call: coordinator"))
-    return str(_("On call %(province)s (%(tier)s)", province=duty.province, tier=duty.tier.value))
+    return str(
+        _("On call %(province)s (%(tier)s)", province=duty.province, tier=tier_word(duty.tier))
+    )
 
 
 def _calendar(name: str, events: Iterable[tuple[Duty, str]], now: datetime) -> bytes:

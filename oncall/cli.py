@@ -26,9 +26,9 @@ from oncall.csv_import import (
     LocalTimeError,
     import_operators,
     import_rota,
+    local_text,
     parse_local_time,
 )
-from oncall.schedule import ROME
 from oncall.services import OnCallChain, all_gaps, on_call_chain
 
 CLI_ACTOR = "cli"
@@ -49,10 +49,6 @@ def _province_option(value: str | None) -> str | None:
             param_hint="--province",
         )
     return sigla
-
-
-def _local(at: datetime) -> str:
-    return at.astimezone(ROME).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _finish_import(report: ImportReport, what: str) -> None:
@@ -179,7 +175,7 @@ def _person(user: User | None) -> str:
 
 
 def _print_chain(chain: OnCallChain) -> None:
-    click.echo(f"{chain.province} on call at {_local(chain.at)}:")
+    click.echo(f"{chain.province} on call at {local_text(chain.at)}:")
     click.echo(f"  primary:     {_person(chain.primary)}")
     click.echo(f"  backup:      {_person(chain.backup)}")
     if not chain.coordinators:
@@ -214,7 +210,7 @@ def rota_who(province: str, at_text: str | None) -> None:
     session = get_session()
     instants = [clock_now()] if local is None else list(local.occurrences)
     if local is not None and local.ambiguous:
-        first, second = (_local(o) for o in local.occurrences)
+        first, second = (local_text(o) for o in local.occurrences)
         stamp = local.wall.strftime("%H:%M")
         click.echo(
             f"{stamp} occurs twice on {local.wall.date().isoformat()}: first {first}, "
@@ -261,13 +257,12 @@ def rota_gaps(days: int, province: str | None) -> None:
         intervals = found[name]
         total += len(intervals)
         if not intervals:
-            click.echo(f"{name}: no gaps until {_local(end)}")
+            click.echo(f"{name}: no gaps until {local_text(end)}")
             continue
         click.echo(f"{name}: {len(intervals)} gap(s)")
         for gap_start, gap_end in intervals:
-            click.echo(
-                f"  {_local(gap_start)} -> {_local(gap_end)}  ({_duration(gap_start, gap_end)})"
-            )
+            length = _duration(gap_start, gap_end)
+            click.echo(f"  {local_text(gap_start)} -> {local_text(gap_end)}  ({length})")
     if total:
         raise click.exceptions.Exit(1)
 

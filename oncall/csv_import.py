@@ -34,6 +34,7 @@ from core.models import Role, User
 from core.phones import InvalidPhone, normalise_phone
 from core.provinces import lookup_province
 from oncall.models import RotaShift
+from oncall.rota_page import FIRST_YEAR, LAST_YEAR
 from oncall.schedule import ROME, Tier
 from oncall.services import RotaError, add_shift
 
@@ -123,6 +124,9 @@ def parse_local_time(text: str, tz: Any = ROME) -> LocalTime:
         )
     except ValueError:
         raise LocalTimeError(f"{stripped!r} is not a real date and time") from None
+    # Year 1 or 9999 cannot even be moved to UTC (OverflowError); no rota lives there.
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise LocalTimeError(f"{stripped!r}: the year must be between {FIRST_YEAR} and {LAST_YEAR}")
     if next_day:
         wall += timedelta(days=1)
     offset = match.group("offset")
@@ -230,8 +234,21 @@ def read_csv(data: bytes | str, columns: Sequence[str]) -> CsvTable:
     width = max(i for i, n in enumerate(names) if n) + 1
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     previous_end = 0
-    for record in reader:
+    records = iter(reader)
+    while True:
         line = previous_end + 1
+        try:
+            record = next(records)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # A quote opened and never closed swallows the rest of the file into one cell
+            # until it exceeds the csv module's limit: name where that cell began.
+            table.errors.append(
+                f"line {line}: the file cannot be read from here ({exc}); "
+                "is a value's closing quote (\") missing?"
+            )
+            break
         previous_end = reader.line_num
         if line <= header_index + 1:
             continue
@@ -519,7 +536,8 @@ def _parse_shift(line: int, row: dict[str, str]) -> tuple[_ShiftRow | None, list
     return _ShiftRow(line, province, tier, email, instants["start"], instants["end"]), []
 
 
-def _local(at: datetime) -> str:
+def local_text(at: datetime) -> str:
+    """An instant as Rome wall-clock time with its zone (CET/CEST), for terminal output."""
     return at.astimezone(ROME).strftime("%Y-%m-%d %H:%M %Z")
 
 
@@ -603,7 +621,7 @@ def _report_overlaps(parsed: Sequence[_ShiftRow], report: ImportReport) -> None:
                 where = f"{province} {tier.value}" if province else tier.value
                 report.errors.append(
                     f"line {shift.line}: overlaps line {latest.line} ({where} until "
-                    f"{_local(latest.end)})"
+                    f"{local_text(latest.end)})"
                 )
             if shift.end > latest.end:
                 latest = shift

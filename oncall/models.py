@@ -10,6 +10,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from core.db import Base, utc_now_default
 from core.models import User
 
+# Ids are INTEGER columns. URLs carrying an id are bounded by this (`<int(max=...)>`):
+# PostgreSQL refuses to compare an integer column with a larger number, which would be a 500
+# where a 404 is the answer.
+MAX_ID = 2**31 - 1
+
 
 class Rotation(Base):
     """Operators taking turns at a local hand-over time, daily or weekly, from a start date.

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 
 from flask import current_app
-from flask_babel import force_locale, ngettext
+from flask_babel import force_locale, ngettext, pgettext
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -170,12 +170,27 @@ def day_before_moment(start: datetime) -> datetime:
     return datetime.combine(local_day, DAY_BEFORE_AT, tzinfo=ROME).astimezone(UTC)
 
 
+def tier_word(tier: Tier) -> str:
+    """The tier as a word inside a sentence (an SMS, a calendar event), in the current
+    language: the stored codes are English and must not reach an Italian message."""
+    words: dict[Tier, str] = {
+        Tier.PRIMARY: pgettext("on-call tier in a sentence", "primary"),
+        Tier.BACKUP: pgettext("on-call tier in a sentence", "backup"),
+        Tier.COORDINATOR: pgettext("on-call tier in a sentence", "coordinator"),
+    }
+    return words[tier]
+
+
 def reminder_text(duty: Duty, *, kind: str, now: datetime, locale: str) -> str:
     """The SMS of a reminder, in the operator's language; nothing but their own shift."""
-    values = {"time": _hhmm(duty.start), "tier": duty.tier.value, "province": duty.province}
     same_day = to_local(now).date() == to_local(duty.start).date()
     text: str
     with force_locale(locale):
+        values = {
+            "time": _hhmm(duty.start),
+            "tier": tier_word(duty.tier),
+            "province": duty.province,
+        }
         if kind == "start":
             if duty.tier is Tier.COORDINATOR:
                 text = _("Ali: from %(time)s you are on call as coordinator.", **values)
@@ -234,7 +249,7 @@ def send_shift_reminders(session: Session, telephony: Telephony, now: datetime) 
     )
     # A duty cut by the start of the range began earlier: its reminders are long past.
     due = due_reminders((d for d in found if d.start > window_start), now=now)
-    users = _users(session, (duty.user_id for _, duty in due))
+    users = services.users_by_id(session, (duty.user_id for _, duty in due))
     counts = {outcome.value: 0 for outcome in Outcome} | {"unreachable": 0}
     for kind, duty in due:
         user = users.get(duty.user_id)
@@ -256,13 +271,6 @@ def send_shift_reminders(session: Session, telephony: Telephony, now: datetime) 
             # Twilio is down or throttling: the next tick tries them all again.
             break
     return counts
-
-
-def _users(session: Session, ids: Iterable[int]) -> dict[int, User]:
-    wanted = set(ids)
-    if not wanted:
-        return {}
-    return {u.id: u for u in session.scalars(select(User).where(User.id.in_(wanted)))}
 
 
 # ---------------------------------------------------------------------------------------

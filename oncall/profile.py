@@ -33,7 +33,7 @@ from oncall.calendar import (
     feed_provinces,
     revoke_token,
 )
-from oncall.models import CalendarToken
+from oncall.models import MAX_ID, CalendarToken
 from oncall.notifications import LOOKAHEAD
 from oncall.services import upcoming_shifts
 
@@ -285,7 +285,7 @@ def create_province_feed() -> tuple[str, int]:
     return _render(new_feed=(label, _feed_url(TokenKind.PROVINCE, raw)))
 
 
-@bp.post("/calendar/<int:token_id>/revoke")
+@bp.post(f"/calendar/<int(max={MAX_ID}):token_id>/revoke")
 @login_required
 def revoke_feed(token_id: int) -> WerkzeugResponse:
     db = get_session()

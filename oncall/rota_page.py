@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -60,11 +60,6 @@ def in_supported_range(day: date) -> bool:
 def local_midnight(day: date) -> datetime:
     """The UTC instant at which a Rome calendar day starts (midnight always exists there)."""
     return datetime.combine(day, time(0), tzinfo=ROME).astimezone(UTC)
-
-
-def local_instant(day: date, at: time) -> datetime:
-    """A local wall-clock time on a day as a UTC instant, read like the rotations (fold=0)."""
-    return datetime.combine(day, at.replace(fold=0), tzinfo=ROME).astimezone(UTC)
 
 
 class NonexistentLocalTime(ValueError):
@@ -227,21 +222,6 @@ def _pieces_by_day(
     return found
 
 
-def users_by_id(session: Session, ids: Iterable[int]) -> dict[int, User]:
-    wanted = set(ids)
-    if not wanted:
-        return {}
-    return {user.id: user for user in session.scalars(select(User).where(User.id.in_(wanted)))}
-
-
-def active_coordinators(session: Session) -> list[User]:
-    """Everybody the last escalation step reaches when no coordinator rota is set."""
-    users = session.scalars(
-        select(User).where(User.active.is_(True)).order_by(User.display_name, User.id)
-    )
-    return [user for user in users if user.has_role(Role.COORDINATOR)]
-
-
 def province_operators(session: Session, province: str) -> list[User]:
     """Who may be rostered in a province: active operators covering it, by name."""
     users = session.scalars(
@@ -317,10 +297,10 @@ def build_month(
         month=first,
         today=today,
         days=rows,
-        users=users_by_id(session, operator_ids),
+        users=services.users_by_id(session, operator_ids),
         gaps=gaps(schedules[Tier.PRIMARY], start, end),
         has_coordinator_rota=has_coordinator_rota,
-        coordinators=[] if has_coordinator_rota else active_coordinators(session),
+        coordinators=[] if has_coordinator_rota else services.active_coordinators(session),
         overrides=overrides_between(session, province, start, end),
         rotations=province_rotations(session, province),
     )

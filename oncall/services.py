@@ -51,6 +51,7 @@ __all__ = [
     "PERIODS",
     "OnCallChain",
     "RotaError",
+    "active_coordinators",
     "add_override",
     "add_shift",
     "all_gaps",
@@ -70,6 +71,7 @@ __all__ = [
     "rule_of",
     "upcoming_shifts",
     "update_rotation",
+    "users_by_id",
 ]
 
 PERIODS = (1, 7)
@@ -417,24 +419,13 @@ def on_call_chain(session: Session, *, province: str, at: datetime) -> OnCallCha
         )
         if segment:
             holder_ids[tier] = segment[0].operator_id
-    users = (
-        {u.id: u for u in session.scalars(select(User).where(User.id.in_(holder_ids.values())))}
-        if holder_ids
-        else {}
-    )
+    users = users_by_id(session, holder_ids.values())
     holders: dict[Tier, User | None] = {}
     for tier in (Tier.PRIMARY, Tier.BACKUP, Tier.COORDINATOR):
         user = users.get(holder_ids[tier]) if tier in holder_ids else None
         holders[tier] = user if user is not None and user.active else None
     coordinator = holders[Tier.COORDINATOR]
-    if coordinator is not None:
-        coordinators = [coordinator]
-    else:
-        coordinators = [
-            user
-            for user in session.scalars(select(User).where(User.active.is_(True)).order_by(User.id))
-            if user.has_role(Role.COORDINATOR)
-        ]
+    coordinators = [coordinator] if coordinator is not None else active_coordinators(session)
     return OnCallChain(
         province=province,
         at=instant,
@@ -442,6 +433,21 @@ def on_call_chain(session: Session, *, province: str, at: datetime) -> OnCallCha
         backup=holders[Tier.BACKUP],
         coordinators=coordinators,
     )
+
+
+def users_by_id(session: Session, ids: Iterable[int]) -> dict[int, User]:
+    """The users with these ids (one query), by id; ids with no user are left out."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {user.id: user for user in session.scalars(select(User).where(User.id.in_(wanted)))}
+
+
+def active_coordinators(session: Session) -> list[User]:
+    """Everybody the last escalation step reaches when nobody holds the coordinator tier,
+    by id (the order the router pages them in)."""
+    users = session.scalars(select(User).where(User.active.is_(True)).order_by(User.id))
+    return [user for user in users if user.has_role(Role.COORDINATOR)]
 
 
 def province_gaps(
@@ -648,11 +654,13 @@ def _check_rotation(
     period_days: int,
     start_date: date,
     end_date: date | None,
+    check_operators: bool = True,
 ) -> None:
     if not operator_ids:
         raise RotaError("A rotation needs at least one operator.", field="operator_ids")
-    for user_id in operator_ids:
-        _check_operator(session, user_id, province, tier)
+    if check_operators:
+        for user_id in operator_ids:
+            _check_operator(session, user_id, province, tier)
     if period_days not in PERIODS:
         raise RotaError(
             "A rotation hands over every day (1) or every week (7).", field="period_days"
@@ -798,6 +806,13 @@ def update_rotation(
     merged["start_date"] = changes.get("start_date", rotation.start_date)
     merged["end_date"] = changes.get("end_date", rotation.end_date)
     province, tier = _check_scope(merged["province"], merged["tier"], served)
+    # The members are checked only when who is on it, or where, changes: a rotation whose
+    # operator has since left or been deactivated must still be ended or renamed.
+    same_roster = (merged["operator_ids"], province, tier.value) == (
+        before["operator_ids"],
+        before["province"],
+        before["tier"],
+    )
     _check_rotation(
         session,
         province=province,
@@ -807,6 +822,7 @@ def update_rotation(
         period_days=merged["period_days"],
         start_date=merged["start_date"],
         end_date=merged["end_date"],
+        check_operators=not same_roster,
     )
     rotation.province = province
     rotation.tier = tier.value

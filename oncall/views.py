@@ -36,7 +36,7 @@ from core.nav import NavItem, current_locale, register_nav
 from core.telephony import get_telephony
 from oncall import notifications, rota_page, services
 from oncall.forms import EndRotationForm, OverrideForm, RotationForm
-from oncall.models import Override, Rotation
+from oncall.models import MAX_ID, Override, Rotation
 from oncall.rota_page import is_ambiguous
 from oncall.schedule import ROME, Shift, Tier, gaps, preview_rotation, rotation_shifts
 
@@ -44,7 +44,7 @@ bp = Blueprint("oncall", __name__, url_prefix="/rota")
 
 PREVIEW_SHIFTS = 10
 MY_SHIFTS_DAYS = 30
-INDEX_GAP_DAYS = 14
+UPCOMING_GAPS_SHOWN = 5
 
 
 # ---------------------------------------------------------------------------------------
@@ -163,6 +163,7 @@ def _helpers() -> dict[str, Any]:
         "phone_display": phone_display,
         "phone_verified": rota_page.phone_verified,
         "Tier": Tier,
+        "local_day": lambda instant: instant.astimezone(ROME).date(),
         # Translated once per page, used in every cell.
         "txt": {
             "nobody": _("Nobody on call"),
@@ -216,14 +217,13 @@ def index() -> str | WerkzeugResponse:
     if len(provinces) == 1:
         return redirect(url_for("oncall.month", sigla=provinces[0]))
     now = clock_now()
-    found_gaps = services.all_gaps(
-        get_session(), provinces=provinces, start=now, end=now + timedelta(days=INDEX_GAP_DAYS)
-    )
+    start, end = notifications.gap_window(now)
+    found_gaps = services.all_gaps(get_session(), provinces=provinces, start=start, end=end)
     return render_template(
         "oncall/index.html",
         provinces=provinces,
         gaps=found_gaps,
-        gap_days=INDEX_GAP_DAYS,
+        gap_days=notifications.LOOKAHEAD.days,
         editable={p: can_edit(user, p) for p in provinces},
     )
 
@@ -243,9 +243,15 @@ def month(sigla: str) -> str:
         today=_today(),
         locale=current_locale(),
     )
+    # Whatever month is shown, the gaps of the next days are what the manager must fix first:
+    # the month in view may end before them.
+    upcoming = notifications.current_gaps(get_session(), province=province, now=clock_now())
     return render_template(
         "oncall/month.html",
         view=view,
+        upcoming_gaps=upcoming[:UPCOMING_GAPS_SHOWN],
+        more_gaps=len(upcoming) - UPCOMING_GAPS_SHOWN,
+        gap_days=notifications.LOOKAHEAD.days,
         editable=can_edit(_user(), province),
         columns=[*rota_page.PROVINCE_TIERS]
         + ([Tier.COORDINATOR] if view.has_coordinator_rota else []),
@@ -428,14 +434,14 @@ def new_rotation(sigla: str) -> tuple[str, int] | WerkzeugResponse:
     return _rotation_editor(province, None)
 
 
-@bp.route("/<sigla>/rotations/<int:rotation_id>", methods=["GET", "POST"])
+@bp.route(f"/<sigla>/rotations/<int(max={MAX_ID}):rotation_id>", methods=["GET", "POST"])
 @login_required
 def edit_rotation(sigla: str, rotation_id: int) -> tuple[str, int] | WerkzeugResponse:
     province = _province(sigla, edit=True)
     return _rotation_editor(province, _rotation_or_404(province, rotation_id))
 
 
-@bp.post("/<sigla>/rotations/<int:rotation_id>/end")
+@bp.post(f"/<sigla>/rotations/<int(max={MAX_ID}):rotation_id>/end")
 @login_required
 def end_rotation(sigla: str, rotation_id: int) -> tuple[str, int] | WerkzeugResponse:
     province = _province(sigla, edit=True)
@@ -462,7 +468,7 @@ def end_rotation(sigla: str, rotation_id: int) -> tuple[str, int] | WerkzeugResp
     return redirect(url_for("oncall.edit_rotation", sigla=province, rotation_id=rotation.id))
 
 
-@bp.post("/<sigla>/rotations/<int:rotation_id>/delete")
+@bp.post(f"/<sigla>/rotations/<int(max={MAX_ID}):rotation_id>/delete")
 @login_required
 def delete_rotation(sigla: str, rotation_id: int) -> WerkzeugResponse:
     province = _province(sigla, edit=True)
@@ -579,7 +585,7 @@ def _nonexistent_message() -> str:
     )
 
 
-@bp.post("/<sigla>/overrides/<int:override_id>/delete")
+@bp.post(f"/<sigla>/overrides/<int(max={MAX_ID}):override_id>/delete")
 @login_required
 def delete_override(sigla: str, override_id: int) -> WerkzeugResponse:
     province = _province(sigla, edit=True)
@@ -604,7 +610,7 @@ def now() -> str:
     at = clock_now()
     rows = rota_page.on_call_now(session, provinces=provinces, now=at)
     chain = services.on_call_chain(session, province=provinces[0], at=at) if provinces else None
-    coordinators = chain.coordinators if chain else rota_page.active_coordinators(session)
+    coordinators = chain.coordinators if chain else services.active_coordinators(session)
     # The page shows colleagues' phone numbers: the read is audited, by field name.
     audit.record(
         session,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from core.app import create_app
+from core.auth import IP_FAILURES_PER_WINDOW
 from core.clock import FrozenClock
+from core.config import Settings
 from core.models import AuditEntry, User
 from tests.conftest import PASSWORD, UserFactory, csrf_token, login
 
@@ -194,3 +198,66 @@ def test_users_create_prompts_and_rejects_bad_input(runner: FlaskCliRunner) -> N
     )
     assert ok.exit_code == 0, ok.output
     assert PASSWORD not in ok.output
+
+
+def test_login_over_https_works_without_a_referer(
+    client: FlaskClient, make_user: UserFactory
+) -> None:
+    # Referrer-Policy no-referrer means browsers send no Referer; Flask-WTF's strict HTTPS check
+    # used to refuse every form posted over HTTPS (behind gunicorn with X-Forwarded-Proto too).
+    make_user(email="op@ali.example")
+    https = "https://ali.example.org"
+    token = csrf_token(client.get("/login", base_url=https).get_data(as_text=True))
+    response = client.post(
+        "/login",
+        base_url=https,
+        data={"email": "op@ali.example", "password": PASSWORD, "csrf_token": token},
+    )
+    assert response.status_code == 302
+    assert client.get("/", base_url=https).status_code == 200
+
+
+def _failures_from(db: Session, address: str, at: datetime) -> None:
+    for _ in range(IP_FAILURES_PER_WINDOW):
+        db.add(
+            AuditEntry(
+                at=at,
+                actor="system",
+                action="login_failed",
+                object_type="user",
+                remote_addr=address,
+            )
+        )
+    db.commit()
+
+
+def _login_from(client: FlaskClient, forwarded_for: str) -> int:
+    headers = {"X-Forwarded-For": forwarded_for}
+    token = csrf_token(client.get("/login", headers=headers).get_data(as_text=True))
+    response = client.post(
+        "/login",
+        headers=headers,
+        data={"email": "op@ali.example", "password": PASSWORD, "csrf_token": token},
+    )
+    return response.status_code
+
+
+def test_behind_a_trusted_proxy_throttling_counts_each_client_address(
+    settings: Settings, engine: Engine, clock: FrozenClock, make_user: UserFactory, db: Session
+) -> None:
+    app = create_app(replace(settings, trusted_proxies=1), clock=clock, engine=engine)
+    make_user(email="op@ali.example")
+    _failures_from(db, "203.0.113.7", clock.now())
+    assert _login_from(app.test_client(), "203.0.113.7") == 429
+    # Everyone else behind the same proxy still signs in.
+    assert _login_from(app.test_client(), "198.51.100.2") == 302
+    login = db.scalars(select(AuditEntry).where(AuditEntry.action == "login")).one()
+    assert login.remote_addr == "198.51.100.2"
+
+
+def test_without_trusted_proxies_a_forged_forwarded_for_is_ignored(
+    client: FlaskClient, make_user: UserFactory, db: Session, clock: FrozenClock
+) -> None:
+    make_user(email="op@ali.example")
+    _failures_from(db, "127.0.0.1", clock.now())
+    assert _login_from(client, "198.51.100.2") == 429

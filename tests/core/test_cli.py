@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -13,8 +14,11 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from core.app import create_app
 from core.cli import main
-from core.models import User, WorkerHeartbeat
+from core.clock import FrozenClock
+from core.config import Settings
+from core.models import AuditEntry, User, WorkerHeartbeat
 from tests.conftest import ali_environ
 
 
@@ -66,3 +70,42 @@ def test_worker_process_beats_and_readyz_sees_it(
         worker.wait(timeout=10)
         if worker.stderr:
             worker.stderr.close()
+
+
+def test_production_without_secrets_is_one_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["db", "upgrade"], env={"ALI_ENV": "production", "ALI_INSTANCE_PATH": str(tmp_path)}
+    )
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "Error: Ali cannot start in production" in result.output
+    assert "ALI_SECRET_KEY" in result.output
+
+
+def test_demo_refuses_to_seed_a_production_database(
+    settings: Settings, engine: Engine, clock: FrozenClock, db: Session
+) -> None:
+    app = create_app(replace(settings, production=True), clock=clock, engine=engine)
+    result = app.test_cli_runner().invoke(args=["demo"])
+    assert result.exit_code != 0
+    assert "ALI_ENV=production" in result.output
+    assert db.scalar(select(func.count(User.id))) == 0
+
+
+def test_users_create_is_audited_with_field_names_only(runner: FlaskCliRunner, db: Session) -> None:
+    result = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "--email",
+            "e@ali.example",
+            "--name",
+            "Elena",
+            "--generate-password",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    entry = db.scalars(select(AuditEntry).where(AuditEntry.object_type == "user")).one()
+    assert (entry.action, entry.actor) == ("create", "cli")
+    assert "email" in entry.fields
+    assert "Elena" not in str(entry.detail) + str(entry.fields)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from core.clock import FrozenClock
+from core.db import get_session
+from core.models import User
 from core.scheduler import registered_jobs, run_job
+from tests.conftest import T0, UserFactory
 
 
 def test_healthz_answers_without_the_database(client: FlaskClient) -> None:
@@ -70,3 +74,30 @@ def test_static_assets_are_served_locally(client: FlaskClient) -> None:
         assert response.status_code == 200
     page = client.get("/login").get_data(as_text=True)
     assert "https://" not in page.split("<footer>")[0]
+
+
+def test_a_database_error_is_logged_without_the_rows_personal_data(
+    app: Flask, client: FlaskClient, make_user: UserFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_user(email="maria.rossi@ali.example", name="Maria Rossi", phone="+393331112222")
+
+    @app.get("/duplicate")
+    def duplicate() -> str:
+        session = get_session()
+        session.add(
+            User(
+                email="maria.rossi@ali.example",
+                display_name="Maria Rossi",
+                phone="+393339998888",
+                created_at=T0,
+            )
+        )
+        session.commit()
+        return "unreachable"
+
+    response = client.get("/duplicate")
+    assert response.status_code == 500
+    assert "IntegrityError" in caplog.text  # operators still see what failed, and where
+    for personal in ("maria.rossi", "Maria Rossi", "3331112222", "3339998888"):
+        assert personal not in caplog.text
+        assert personal not in response.get_data(as_text=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from core.clock import FrozenClock
@@ -194,3 +197,72 @@ def test_sandbox_page_lists_messages_for_admins_in_embedded_mode(
     html = page.get_data(as_text=True)
     assert "ALI BS-2026-0007 URGENTE" in html
     assert 'href="/sandbox"' in client.get("/").get_data(as_text=True)
+
+
+def test_a_signed_callback_with_out_of_range_values_is_a_400_or_ignored_never_a_500(
+    hooks: TwilioWebhooks,  # type: ignore[type-arg]
+    db: Session,
+) -> None:
+    too_long = hooks.signed_post(
+        STATUS_URL, {"MessageSid": "XX" + "1" * 100, "MessageStatus": "sent"}
+    )
+    assert too_long.status_code == 400
+    sid = "CA" + "5" * 32
+    odd = hooks.signed_post(
+        STATUS_URL,
+        {"CallSid": sid, "CallStatus": "completed", "AnsweredBy": "x" * 100, "ErrorCode": "9" * 30},
+    )
+    assert odd.status_code == 204
+    row = db.get(DeliveryStatus, sid)
+    assert row is not None
+    assert (row.status, row.answered_by, row.error_code) == ("completed", None, None)
+
+
+def test_two_first_callbacks_for_one_sid_at_once_are_both_recorded(
+    app: Flask,
+    engine: Engine,
+    hooks: TwilioWebhooks,
+    db: Session,
+    clock: FrozenClock,  # type: ignore[type-arg]
+) -> None:
+    sid = "CA" + "6" * 32
+    # Another request is inserting this sid's first status and has not committed yet.
+    other = Session(engine)
+    other.add(
+        DeliveryStatus(
+            sid=sid,
+            kind="call",
+            status="initiated",
+            history=[{"status": "initiated", "at": clock.now().isoformat()}],
+            updated_at=clock.now(),
+        )
+    )
+    other.flush()
+    answers: list[int] = []
+    callback = threading.Thread(
+        target=lambda: answers.append(hooks.call_status(STATUS_URL, sid, "ringing").status_code)
+    )
+    callback.start()
+    if engine.dialect.name == "postgresql":
+        # Commit only once the callback's INSERT waits on ours, so the race really happens.
+        deadline = time.monotonic() + 20
+        waiting = 0
+        while not waiting and time.monotonic() < deadline:
+            waiting = (
+                db.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                )
+                or 0
+            )
+        assert waiting, "the callback never reached the insert"
+    other.commit()
+    other.close()
+    callback.join(timeout=30)
+    assert answers == [204]
+    row = db.get(DeliveryStatus, sid)
+    assert row is not None
+    assert row.status == "ringing"
+    assert [h["status"] for h in row.history] == ["initiated", "ringing"]

@@ -291,6 +291,53 @@ def test_rota_import_with_a_bad_line_imports_nothing(
     assert count(db, AuditEntry) == 0
 
 
+def test_an_unclosed_quote_in_a_long_file_names_its_line_instead_of_crashing(
+    runner: FlaskCliRunner, db: Session, make_user: UserFactory, tmp_path: Path
+) -> None:
+    """The quote opened on line 3 swallows the rest of the file into one cell, until the csv
+    module gives up (128 KiB): that is a line's error, not a traceback."""
+    make_user(email="anna@example.org")
+    good = "BS,primary,anna@example.org,2026-12-01 08:00,2026-12-02 08:00\n"
+    csv_text = (
+        "province,tier,operator_email,start,end\n"
+        + good
+        + 'BS,primary,"anna@example.org,2026-12-02 08:00,2026-12-03 08:00\n'
+        + good * 3000
+    )
+    result = runner.invoke(args=["rota", "import", str(write(tmp_path, csv_text))])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    errors = [line for line in result.output.splitlines() if line.startswith("line ")]
+    assert len(errors) == 1
+    assert errors[0].startswith("line 3: the file cannot be read from here")
+    assert "nothing imported" in result.output
+    assert count(db, RotaShift) == 0
+
+
+def test_rota_import_names_the_line_of_a_year_out_of_range(
+    runner: FlaskCliRunner, db: Session, make_user: UserFactory, tmp_path: Path
+) -> None:
+    """Year 1 cannot be turned into UTC at all: it must be a line's error, not a traceback."""
+    make_user(email="anna@example.org")
+    csv_text = (
+        "province,tier,operator_email,start,end\n"
+        "BS,primary,anna@example.org,2026-12-01 08:00,2026-12-02 08:00\n"
+        "BS,primary,anna@example.org,0001-01-01 00:30,0001-01-02 00:30\n"
+        "BS,primary,anna@example.org,31/12/9999 08:00,31/12/9999 24:00\n"
+    )
+    result = runner.invoke(args=["rota", "import", str(write(tmp_path, csv_text))])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    errors = [line for line in result.output.splitlines() if line.startswith("line ")]
+    assert errors == [
+        "line 3: start: '0001-01-01 00:30': the year must be between 2000 and 2100",
+        "line 3: end: '0001-01-02 00:30': the year must be between 2000 and 2100",
+        "line 4: start: '31/12/9999 08:00': the year must be between 2000 and 2100",
+        "line 4: end: '31/12/9999 24:00': the year must be between 2000 and 2100",
+    ]
+    assert count(db, RotaShift) == 0
+
+
 # ---------------------------------------------------------------------------------------
 # ali rota who
 
@@ -346,7 +393,7 @@ def test_who_defaults_to_now_and_reports_nobody(
     assert "coordinator: nobody" in result.output
 
 
-def test_who_rejects_a_time_that_does_not_exist_and_an_unserved_province(
+def test_who_rejects_a_missing_hour_a_year_out_of_range_and_an_unserved_province(
     runner: FlaskCliRunner,
 ) -> None:
     missing = runner.invoke(args=["rota", "who", "--province", "BS", "--at", "2026-03-29 02:30"])
@@ -355,6 +402,9 @@ def test_who_rejects_a_time_that_does_not_exist_and_an_unserved_province(
     unserved = runner.invoke(args=["rota", "who", "--province", "MI"])
     assert unserved.exit_code == 2
     assert "MI is not a served province" in unserved.output
+    ancient = runner.invoke(args=["rota", "who", "--province", "BS", "--at", "0001-01-01T00:30"])
+    assert ancient.exit_code == 2, ancient.output
+    assert "the year must be between 2000 and 2100" in ancient.output
 
 
 # ---------------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ def test_an_operator_feed_has_their_shifts_at_the_right_instants_across_the_chan
     assert found[0][:3] == (
         utc(2026, 10, 20, 6),
         utc(2026, 10, 21, 6),
-        "Reperibilità BS (primary)",
+        "Reperibilità BS (principale)",
     )
     # ...the one across the change lasts 25 hours: 08:00 CEST to 08:00 CET...
     assert (utc(2026, 10, 24, 6), utc(2026, 10, 25, 7)) in [e[:2] for e in found]
@@ -149,10 +149,10 @@ def test_a_province_feed_names_the_operators_and_nothing_more(
 
     found = events(fetch(client, url))
     assert [e[:3] for e in found[:4]] == [
-        (utc(2026, 11, 23, 7), utc(2026, 11, 30, 7), "Reperibilità BS (backup): Bruno Verdi"),
-        (utc(2026, 11, 23, 7), utc(2026, 11, 30, 7), "Reperibilità BS (primary): Anna Bianchi"),
-        (utc(2026, 11, 30, 7), utc(2026, 12, 7, 7), "Reperibilità BS (backup): Anna Bianchi"),
-        (utc(2026, 11, 30, 7), utc(2026, 12, 7, 7), "Reperibilità BS (primary): Bruno Verdi"),
+        (utc(2026, 11, 23, 7), utc(2026, 11, 30, 7), "Reperibilità BS (di riserva): Bruno Verdi"),
+        (utc(2026, 11, 23, 7), utc(2026, 11, 30, 7), "Reperibilità BS (principale): Anna Bianchi"),
+        (utc(2026, 11, 30, 7), utc(2026, 12, 7, 7), "Reperibilità BS (di riserva): Anna Bianchi"),
+        (utc(2026, 11, 30, 7), utc(2026, 12, 7, 7), "Reperibilità BS (principale): Bruno Verdi"),
     ]
     body = client.get(url.removeprefix(PUBLIC_URL)).get_data(as_text=True)
     assert "+39" not in body

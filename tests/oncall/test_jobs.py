@@ -86,7 +86,7 @@ def test_day_before_reminder_goes_at_18_local_exactly_once(
     run_at(app, clock, utc(2026, 11, 25, 17, 0))  # 18:00 in Rome
     [message] = twilio.messages
     assert message.to == "+393331000001"
-    assert message.body == "Ali: domani dalle 08:00 sei reperibile (primary) per BS."
+    assert message.body == "Ali: domani dalle 08:00 sei reperibile (principale) per BS."
     assert message.status_callback == STATUS_URL
 
     run_at(app, clock, utc(2026, 11, 25, 17, 1))
@@ -106,19 +106,19 @@ def test_start_of_shift_reminder_goes_at_the_hand_over_once(
     rotation(db, clock.now(), [anna, bruno], start=date(2026, 11, 26), period_days=1)
 
     run_at(app, clock, utc(2026, 11, 25, 17, 0))
-    assert bodies(twilio) == ["Ali: domani dalle 08:00 sei reperibile (primary) per BS."]
+    assert bodies(twilio) == ["Ali: domani dalle 08:00 sei reperibile (principale) per BS."]
     twilio.reset()
     run_at(app, clock, utc(2026, 11, 26, 7, 0))
     run_at(app, clock, utc(2026, 11, 26, 7, 1))
     assert [(m.to, m.body) for m in twilio.messages] == [
-        (anna.phone, "Ali: dalle 08:00 sei reperibile (primary) per BS.")
+        (anna.phone, "Ali: dalle 08:00 sei reperibile (principale) per BS.")
     ]
     # Bruno's turn is the next day: reminded at 18:00 the day before, then at its start.
     run_at(app, clock, utc(2026, 11, 26, 17, 0))
     run_at(app, clock, utc(2026, 11, 27, 7, 0))
     assert [(m.to, m.body) for m in twilio.messages[1:]] == [
-        (bruno.phone, "Ali: domani dalle 08:00 sei reperibile (primary) per BS."),
-        (bruno.phone, "Ali: dalle 08:00 sei reperibile (primary) per BS."),
+        (bruno.phone, "Ali: domani dalle 08:00 sei reperibile (principale) per BS."),
+        (bruno.phone, "Ali: dalle 08:00 sei reperibile (principale) per BS."),
     ]
 
 
@@ -134,8 +134,8 @@ def test_a_worker_back_from_downtime_sends_what_is_still_useful(
     run_at(app, clock, utc(2026, 11, 26, 8, 30))
     assert sorted((m.to or "", m.body or "") for m in twilio.messages) == sorted(
         [
-            (anna.phone or "", "Ali: dalle 08:00 sei reperibile (primary) per BS."),
-            (bruno.phone or "", "Ali: dalle 08:00 sei reperibile (backup) per BS."),
+            (anna.phone or "", "Ali: dalle 08:00 sei reperibile (principale) per BS."),
+            (bruno.phone or "", "Ali: dalle 08:00 sei reperibile (di riserva) per BS."),
         ]
     )
 
@@ -156,7 +156,7 @@ def test_a_late_day_before_reminder_says_today(
     anna = make_user()
     rotation(db, clock.now(), [anna], start=date(2026, 11, 26))
     run_at(app, clock, utc(2026, 11, 26, 5, 0))  # 06:00 in Rome, the shift starts at 08:00
-    assert bodies(twilio) == ["Ali: oggi dalle 08:00 sei reperibile (primary) per BS."]
+    assert bodies(twilio) == ["Ali: oggi dalle 08:00 sei reperibile (principale) per BS."]
 
 
 def test_a_retryable_twilio_failure_leaves_the_reminder_for_the_next_tick(
@@ -172,7 +172,7 @@ def test_a_retryable_twilio_failure_leaves_the_reminder_for_the_next_tick(
 
     run_at(app, clock, utc(2026, 11, 25, 17, 1))
     run_at(app, clock, utc(2026, 11, 25, 17, 2))
-    assert bodies(twilio) == ["Ali: domani dalle 08:00 sei reperibile (primary) per BS."]
+    assert bodies(twilio) == ["Ali: domani dalle 08:00 sei reperibile (principale) per BS."]
     row = db.scalar(select(SentNotification))
     assert row is not None
     assert row.provider_id == twilio.messages[0].sid
@@ -252,8 +252,8 @@ def test_an_override_by_the_same_operator_is_not_a_new_shift(
     for hour in range(0, 61):
         run_at(app, clock, utc(2026, 11, 25, 7) + timedelta(hours=hour))
     assert [(m.to, m.body) for m in twilio.messages] == [
-        (anna.phone, "Ali: dalle 08:00 sei reperibile (primary) per BS."),
-        (bruno.phone, "Ali: domani dalle 08:00 sei reperibile (primary) per BS."),
+        (anna.phone, "Ali: dalle 08:00 sei reperibile (principale) per BS."),
+        (bruno.phone, "Ali: domani dalle 08:00 sei reperibile (principale) per BS."),
     ]
 
 
@@ -301,7 +301,7 @@ def test_reminders_through_the_sandbox_do_not_wait_on_their_own_lock(
         send_shift_reminders(session, sandbox, clock.now())
     [message] = db.scalars(select(OutboxMessage)).all()
     assert message.to == anna.phone
-    assert message.body == "Ali: domani dalle 08:00 sei reperibile (primary) per BS."
+    assert message.body == "Ali: domani dalle 08:00 sei reperibile (principale) per BS."
 
 
 # -- across the change of time
@@ -317,12 +317,12 @@ def test_day_before_reminder_on_the_saturday_before_the_clocks_go_back(
     run_at(app, clock, utc(2026, 10, 24, 15, 59))
     assert twilio.messages == []
     run_at(app, clock, utc(2026, 10, 24, 16, 0))
-    assert bodies(twilio) == ["Ali: domani dalle 08:00 sei reperibile (primary) per BS."]
+    assert bodies(twilio) == ["Ali: domani dalle 08:00 sei reperibile (principale) per BS."]
     # Sunday 08:00 is winter time (UTC+1): 07:00Z, 25 hours after 08:00 the day before.
     run_at(app, clock, utc(2026, 10, 25, 6, 59))
     assert len(twilio.messages) == 1
     run_at(app, clock, utc(2026, 10, 25, 7, 0))
-    assert bodies(twilio)[1:] == ["Ali: dalle 08:00 sei reperibile (primary) per BS."]
+    assert bodies(twilio)[1:] == ["Ali: dalle 08:00 sei reperibile (principale) per BS."]
 
 
 def test_a_shift_starting_in_the_repeated_hour_is_reminded_once(
@@ -344,8 +344,8 @@ def test_a_shift_starting_in_the_repeated_hour_is_reminded_once(
         run_at(app, clock, utc(2026, 10, 24, 12) + timedelta(minutes=minute))
     to_anna = [m.body for m in twilio.messages if m.to == anna.phone]
     assert to_anna == [
-        "Ali: domani dalle 02:30 sei reperibile (primary) per BS.",
-        "Ali: dalle 02:30 sei reperibile (primary) per BS.",
+        "Ali: domani dalle 02:30 sei reperibile (principale) per BS.",
+        "Ali: dalle 02:30 sei reperibile (principale) per BS.",
     ]
     start = next(m for m in twilio.messages if m.body == to_anna[1])
     row = db.scalar(select(SentNotification).where(SentNotification.provider_id == start.sid))
@@ -364,11 +364,11 @@ def test_a_hand_over_in_the_missing_hour_is_reminded_at_its_real_instant(
     # 02:30 does not exist on 29 March: the hand-over happens at 03:30 CEST (01:30Z).
     run_at(app, clock, utc(2026, 3, 29, 1, 29))
     assert [m.body for m in twilio.messages if m.to == anna.phone] == [
-        "Ali: oggi dalle 03:30 sei reperibile (primary) per BS."
+        "Ali: oggi dalle 03:30 sei reperibile (principale) per BS."
     ]
     run_at(app, clock, utc(2026, 3, 29, 1, 30))
     assert [m.body for m in twilio.messages if m.to == anna.phone][1:] == [
-        "Ali: dalle 03:30 sei reperibile (primary) per BS."
+        "Ali: dalle 03:30 sei reperibile (principale) per BS."
     ]
 
 

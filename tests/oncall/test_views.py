@@ -342,6 +342,26 @@ def test_gaps_are_red_where_nobody_is_primary(
     assert "gap-summary" in html
 
 
+def test_the_month_page_warns_of_a_gap_in_the_next_14_days_even_in_the_next_month(
+    client: FlaskClient, manager: User, team: list[User], db: Session
+) -> None:
+    """Now is Tuesday 24 November 2026: a rota ending on 1 December leaves a gap that the
+    November page (where a single-province manager lands) must show, days ahead."""
+    make_rotation(db, team[:2], start_date=date(2026, 10, 1), end_date=date(2026, 12, 1))
+    login(client, manager.email)
+    _, html = get(client, "/rota/BS")
+    assert "gap-summary" not in html  # nothing red in November itself
+    warning = html[html.index('id="upcoming-gaps"') : html.index("</section>")]
+    assert "Nessun reperibile nei prossimi 14 giorni" in text(warning)
+    assert "mar 1 dic 08:00 → mar 8 dic 11:00" in text(warning)
+    assert 'href="/rota/BS?month=2026-12#day-2026-12-01"' in warning
+
+    # Covered for the next 14 days: no warning, even though a gap comes later.
+    make_rotation(db, [team[2]], start_date=date(2026, 12, 1), end_date=date(2026, 12, 20))
+    _, html = get(client, "/rota/BS")
+    assert 'id="upcoming-gaps"' not in html
+
+
 def test_the_coordinator_rota_has_its_own_column(
     client: FlaskClient, manager: User, make_user: UserFactory, db: Session
 ) -> None:
@@ -638,6 +658,34 @@ def test_a_rotation_is_ended_on_a_date(
     assert 'class="tier-primary gap"' in cell(html, "2026-12-16", "primary")
 
 
+@pytest.mark.parametrize("leaves", ["deactivated", "moved to BG"])
+def test_a_rotation_whose_operator_left_can_still_be_ended(
+    client: FlaskClient, manager: User, team: list[User], db: Session, leaves: str
+) -> None:
+    """The night an operator quits, the manager ends the old rotation: its past turns stay
+    as they were, and the members are not checked again since they do not change."""
+    rotation = make_rotation(db, team[:2], start_date=date(2026, 11, 1))
+    if leaves == "deactivated":
+        team[1].active = False
+    else:
+        team[1].provinces = ["BG"]
+    db.commit()
+    login(client, manager.email)
+    url = f"/rota/BS/rotations/{rotation.id}"
+    response = post_form(client, f"{url}/end", {"end_date": "2026-11-30"}, page=url)
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/rota/BS")
+    db.refresh(rotation)
+    assert rotation.end_date == date(2026, 11, 30)
+    assert rotation.operator_ids == (team[0].id, team[1].id)
+    entry = db.scalars(
+        select(AuditEntry).where(
+            AuditEntry.object_type == "rotation", AuditEntry.action == "update"
+        )
+    ).one()
+    assert entry.fields == ["end_date"]
+
+
 @pytest.mark.parametrize("end_date", ["", "garbage", "2026-10-01"])
 def test_a_bad_end_date_is_reported_and_changes_nothing(
     client: FlaskClient, manager: User, team: list[User], db: Session, end_date: str
@@ -688,6 +736,26 @@ def test_a_rotation_of_another_province_is_404_even_to_a_coordinator(
     response = client.post(f"/rota/BG/rotations/{rotation.id}/delete", data={"csrf_token": token})
     assert response.status_code == 404
     assert db.get(Rotation, rotation.id) is not None
+
+
+@pytest.mark.parametrize("number", ["2147483648", "99999999999999999999999"])
+def test_an_id_too_large_for_the_database_is_404_not_500(
+    client: FlaskClient, make_user: UserFactory, number: str
+) -> None:
+    """PostgreSQL refuses an integer column compared with 2**31 (and SQLite with 2**63)."""
+    make_user(roles=("coordinator",), provinces=(), email="c@ali.example")
+    login(client, "c@ali.example")
+    assert client.get(f"/rota/BS/rotations/{number}").status_code == 404
+    token = csrf_token(client.get("/rota/BS").get_data(as_text=True))
+    for url in (
+        f"/rota/BS/rotations/{number}",
+        f"/rota/BS/rotations/{number}/end",
+        f"/rota/BS/rotations/{number}/delete",
+        f"/rota/BS/overrides/{number}/delete",
+        f"/profile/calendar/{number}/revoke",
+    ):
+        response = client.post(url, data={"csrf_token": token, "end_date": "2026-12-01"})
+        assert response.status_code == 404, url
 
 
 def test_a_change_without_the_csrf_token_is_refused(
