@@ -91,7 +91,11 @@ def load_settings(
     """Parse ALI_* variables. In production every secret must be given explicitly."""
     env = os.environ if environ is None else environ
     instance = Path(env.get("ALI_INSTANCE_PATH") or instance_path or Path.cwd() / "instance")
-    production = env.get("ALI_ENV", "development").strip().lower() == "production"
+    mode = env.get("ALI_ENV", "").strip().lower() or "development"
+    if mode not in {"development", "production"}:
+        # A typo ("prod") must not start a production server with dev secrets and the sandbox.
+        raise SettingsError(f"ALI_ENV must be development or production, not {mode!r}")
+    production = mode == "production"
 
     if production:
         # Twilio is required too: a production Ali writing alerts to the sandbox pages nobody.

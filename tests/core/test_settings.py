@@ -59,6 +59,7 @@ def test_lists_and_rotation_are_parsed(tmp_path: Path) -> None:
         ("ALI_ENCRYPTION_KEYS", "not-a-fernet-key"),
         ("ALI_SESSION_IDLE_MINUTES", "ten"),
         ("ALI_TRUSTED_PROXIES", "-1"),
+        ("ALI_ENV", "prod"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(
