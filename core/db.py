@@ -11,7 +11,6 @@ from flask import Flask, current_app, g
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -72,7 +71,6 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
-            poolclass=NullPool if ":memory:" not in url else None,
             hide_parameters=True,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -80,6 +78,9 @@ def make_engine(url: str) -> Engine:
         # fail with "database is locked" under concurrency. BEGIN IMMEDIATE takes the write
         # lock up front; busy_timeout queues the others instead of failing a hand-off.
         event.listen(engine, "connect", _disable_pysqlite_begin)
+        # A pooled connection comes back with pysqlite's own isolation level restored after
+        # an AUTOCOMMIT use; take transaction control again at every checkout.
+        event.listen(engine, "checkout", _checkout_without_pysqlite_begin)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(
@@ -88,6 +89,10 @@ def make_engine(url: str) -> Engine:
 
 
 def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+
+
+def _checkout_without_pysqlite_begin(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     dbapi_connection.isolation_level = None
 
 

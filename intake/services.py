@@ -5,6 +5,7 @@ Plain functions taking a Session; they never commit (the API handler or CLI comm
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Executable, insert, select
 from sqlalchemy import case as sql_case
-from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -92,9 +93,15 @@ class Caller:
 
 @dataclass(frozen=True)
 class HandoffOutcome:
-    case: Case
-    duplicate: bool
+    """What the sender is told: the case its hand-off opened (now, or the first time)."""
+
+    case_id: int
+    reference: str
+    province: str | None
+    province_source: str
+    status: str
     on_call: User | None  # the primary the case was routed to, if any
+    duplicate: bool
 
 
 # --- sources and secrets ------------------------------------------------------------------
@@ -207,7 +214,11 @@ def authenticate(
     now: datetime,
 ) -> Caller:
     """The source that signed a request; any active secret of the key's source is accepted,
-    so a sender keeps working while a rotated secret is rolled out. Raises Unauthorised."""
+    so a sender keeps working while a rotated secret is rolled out.
+
+    One query reads the secrets and the source's rate window. Raises Unauthorised, or
+    RateLimited when the window is already full (a cheap refusal before any work or lock).
+    """
     if not key_id or not timestamp or not signature:
         raise Unauthorised("missing authentication headers")
     if not timestamp_is_fresh(timestamp, now):
@@ -218,17 +229,29 @@ def authenticate(
         .scalar_subquery()
     )
     rows = session.execute(
-        select(Source.id, Source.name, Source.rate_limit, Source.active, SourceSecret.secret)
+        select(
+            Source.id,
+            Source.name,
+            Source.rate_limit,
+            Source.active,
+            SourceSecret.secret,
+            SourceRateWindow.window_start,
+            SourceRateWindow.count,
+        )
         .join(SourceSecret, SourceSecret.source_id == Source.id)
+        .outerjoin(SourceRateWindow, SourceRateWindow.source_id == Source.id)
         .where(Source.id == owner, SourceSecret.retired_at.is_(None))
     ).all()
     if not rows:
         raise Unauthorised("unknown or retired key id")
-    source_id, name, rate_limit, active, _secret = rows[0]
+    source_id, name, rate_limit, active, _secret, window_start, count = rows[0]
     if not active:
         raise Unauthorised(f"source {name} is not active")
-    if not signature_matches(signature, [row.secret for row in rows], timestamp, body):
+    if not signature_matches(signature, [row[4] for row in rows], timestamp, body):
         raise Unauthorised(f"signature does not match for source {name}")
+    start, retry_after = _window(now)
+    if window_start == start and count >= rate_limit:
+        raise RateLimited(retry_after)
     return Caller(source_id=source_id, name=name, rate_limit=rate_limit)
 
 
@@ -236,14 +259,6 @@ def _window(now: datetime) -> tuple[datetime, int]:
     start = now.replace(second=0, microsecond=0)
     retry_after = max(1, math.ceil((start + RATE_WINDOW - now).total_seconds()))
     return start, retry_after
-
-
-def check_rate(session: Session, *, caller: Caller, now: datetime) -> None:
-    """A cheap read: refuse at once when the window is already full (no lock taken)."""
-    start, retry_after = _window(now)
-    window = session.get(SourceRateWindow, caller.source_id)
-    if window is not None and window.window_start == start and window.count >= caller.rate_limit:
-        raise RateLimited(retry_after)
 
 
 def count_request(session: Session, *, caller: Caller, now: datetime) -> None:
@@ -254,29 +269,51 @@ def count_request(session: Session, *, caller: Caller, now: datetime) -> None:
     commit, and concurrent requests of the source queue only for that moment.
     """
     start, retry_after = _window(now)
-    table = SourceRateWindow.__table__
-    stmt = _insert(session, SourceRateWindow).values(
-        source_id=caller.source_id, window_start=start, count=1
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.source_id],
-        set_={
-            "count": sql_case(
-                (table.c.window_start == stmt.excluded.window_start, table.c.count + 1), else_=1
-            ),
-            "window_start": stmt.excluded.window_start,
-        },
-    ).returning(table.c.count)
-    count = session.execute(stmt).scalar_one()
+    count = session.execute(
+        _statements(session).count_request,
+        {"source_id": caller.source_id, "window_start": start, "count": 1},
+    ).scalar_one()
     if count > caller.rate_limit:
         raise RateLimited(retry_after)
 
 
-def _insert(session: Session, entity: Any) -> Any:
-    """INSERT with ON CONFLICT support for the session's database (both dialects have it)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(entity)
-    return sqlite.insert(entity)
+@dataclass(frozen=True)
+class _Statements:
+    """The hot path's upserts, built once per dialect (both have INSERT … ON CONFLICT)."""
+
+    count_request: Executable
+    next_number: Executable
+    claim_handoff: Executable
+
+
+@functools.cache
+def _statements_for(dialect: str) -> _Statements:
+    insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rate = insert_for(SourceRateWindow)
+    window = SourceRateWindow.__table__.c
+    sequence = insert_for(CaseSequence)
+    return _Statements(
+        count_request=rate.on_conflict_do_update(
+            index_elements=[window.source_id],
+            set_={
+                "count": sql_case(
+                    (window.window_start == rate.excluded.window_start, window.count + 1),
+                    else_=1,
+                ),
+                "window_start": rate.excluded.window_start,
+            },
+        ).returning(window.count),
+        next_number=sequence.on_conflict_do_update(
+            index_elements=["province", "year"], set_={"last": CaseSequence.last + 1}
+        ).returning(CaseSequence.last),
+        claim_handoff=insert_for(Handoff)
+        .on_conflict_do_nothing(index_elements=["source_id", "external_id"])
+        .returning(Handoff.id),
+    )
+
+
+def _statements(session: Session) -> _Statements:
+    return _statements_for(session.get_bind().dialect.name)
 
 
 # --- hand-offs and cases -------------------------------------------------------------------
@@ -290,108 +327,144 @@ def next_reference(session: Session, *, province: str | None, now: datetime) -> 
     """
     sigla = province or UNRESOLVED_PREFIX
     year = now.astimezone(ROME).year
-    stmt = _insert(session, CaseSequence).values(province=sigla, year=year, last=1)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["province", "year"], set_={"last": CaseSequence.last + 1}
-    ).returning(CaseSequence.last)
-    number: int = session.execute(stmt).scalar_one()
+    number: int = session.execute(
+        _statements(session).next_number, {"province": sigla, "year": year, "last": 1}
+    ).scalar_one()
     return f"{sigla}-{year}-{number:04d}"
 
 
-def receive_handoff(
+_INSERT_CASE = insert(Case).returning(Case.id)
+_INSERT_EVENT = insert(CaseEvent)
+
+
+class AlreadyReceived(Exception):
+    """This source sent this external_id before: roll back and answer `replayed_handoff`."""
+
+
+def open_case(
     session: Session, *, caller: Caller, handoff: HandoffInput, payload: str, now: datetime
 ) -> HandoffOutcome:
-    """Store a hand-off once per (source, external_id) and open its case, routed.
+    """Open the case of a new hand-off, routed, and store the hand-off pointing at it.
 
-    The hand-off row is claimed first with INSERT … ON CONFLICT DO NOTHING: a concurrent twin
-    waits for the first transaction and then finds its row, so a replay answers with the
-    case already opened and never creates a second one.
+    Exactly once: the hand-off row goes in last with INSERT … ON CONFLICT DO NOTHING on the
+    unique (source, external_id). A twin that got there first (committed, or committing:
+    PostgreSQL makes this insert wait for it) leaves nothing inserted, and this raises
+    AlreadyReceived: the caller rolls the transaction back (case number included) and answers
+    with `replayed_handoff`. Plain INSERTs with prebuilt statements, no unit of work: this is
+    the hot path of the intake, about ten statements in one transaction.
     """
-    claimed = session.execute(
-        _insert(session, Handoff)
-        .values(
-            source_id=caller.source_id,
-            external_id=handoff.external_id,
-            payload=payload,
-            received_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["source_id", "external_id"])
-        .returning(Handoff.id)
-    ).scalar_one_or_none()
-    if claimed is None:
-        existing = find_case(session, caller=caller, external_id=handoff.external_id)
-        if existing is None:  # pragma: no cover -- the row is committed with its case
-            raise RuntimeError("hand-off stored without a case")
-        log.info("source %s: replay of hand-off for case %s", caller.name, existing.reference)
-        return HandoffOutcome(existing, duplicate=True, on_call=existing.routed_to)
-
     resolution = handoff.resolution
     chain = chain_for(session, resolution=resolution, at=now)
     primary = chain.primary if chain is not None else None
+    reference = next_reference(session, province=resolution.sigla, now=now)
     person = handoff.person
-    case = Case(
-        reference=next_reference(session, province=resolution.sigla, now=now),
-        channel=Channel.WEBHOOK.value,
-        source_id=caller.source_id,
-        status=CaseStatus.NEW.value,
-        province=resolution.sigla,
-        province_source=resolution.source.value,
-        urgency=handoff.urgency.value,
-        reporter_type=handoff.reporter_type.value if handoff.reporter_type else None,
-        exploitation=[item.value for item in handoff.exploitation],
-        person_gender=person.gender.value if person.gender else None,
-        person_age_band=person.age_band.value if person.age_band else None,
-        person_minor=person.minor.value if person.minor else None,
-        person_nationality=person.nationality,
-        person_languages=list(person.languages),
-        needs=[item.value for item in handoff.needs],
-        municipality=handoff.municipality,
-        caller_phone=handoff.caller_phone,
-        callback_phone=handoff.callback_phone,
-        summary=handoff.summary,
-        received_at=handoff.received_at or now,
-        created_at=now,
-        routed_to_id=primary.id if primary is not None else None,
-    )
-    session.add(case)
-    session.flush()
-    session.execute(update(Handoff).where(Handoff.id == claimed).values(case_id=case.id))
-    session.add_all(
+    case_id: int = session.execute(
+        _INSERT_CASE,
+        {
+            "reference": reference,
+            "channel": Channel.WEBHOOK.value,
+            "source_id": caller.source_id,
+            "status": CaseStatus.NEW.value,
+            "province": resolution.sigla,
+            "province_source": resolution.source.value,
+            "urgency": handoff.urgency.value,
+            "reporter_type": handoff.reporter_type.value if handoff.reporter_type else None,
+            "exploitation": [item.value for item in handoff.exploitation],
+            "person_gender": person.gender.value if person.gender else None,
+            "person_age_band": person.age_band.value if person.age_band else None,
+            "person_minor": person.minor.value if person.minor else None,
+            "person_nationality": person.nationality,
+            "person_languages": list(person.languages),
+            "needs": [item.value for item in handoff.needs],
+            "municipality": handoff.municipality,
+            "caller_phone": handoff.caller_phone,
+            "callback_phone": handoff.callback_phone,
+            "summary": handoff.summary,
+            "received_at": handoff.received_at or now,
+            "created_at": now,
+            "routed_to_id": primary.id if primary is not None else None,
+            "accepted_by_id": None,
+            "accepted_at": None,
+        },
+    ).scalar_one()
+    handoff_id = session.execute(
+        _statements(session).claim_handoff,
+        {
+            "source_id": caller.source_id,
+            "external_id": handoff.external_id,
+            "payload": payload,
+            "received_at": now,
+            "case_id": case_id,
+        },
+    ).scalar_one_or_none()
+    if handoff_id is None:
+        raise AlreadyReceived(handoff.external_id)
+    session.execute(
+        _INSERT_EVENT,
         [
-            CaseEvent(
-                case_id=case.id,
-                at=now,
-                kind=CaseEventKind.CREATED.value,
-                actor=caller.actor,
-                data={"channel": case.channel, "handoff_id": claimed, "urgency": case.urgency},
-            ),
-            CaseEvent(
-                case_id=case.id,
-                at=now,
-                kind=CaseEventKind.ROUTED.value,
-                actor="system",
-                data=_routed(case.province, resolution.source, chain is not None, primary),
-            ),
-        ]
+            {
+                "case_id": case_id,
+                "at": now,
+                "kind": CaseEventKind.CREATED.value,
+                "actor": caller.actor,
+                "data": {
+                    "channel": Channel.WEBHOOK.value,
+                    "handoff_id": handoff_id,
+                    "urgency": handoff.urgency.value,
+                },
+            },
+            {
+                "case_id": case_id,
+                "at": now,
+                "kind": CaseEventKind.ROUTED.value,
+                "actor": "system",
+                "data": _routed(resolution.sigla, resolution.source, chain is not None, primary),
+            },
+        ],
     )
     audit.record(
         session,
         now=now,
         action="create",
         object_type="case",
-        object_id=case.id,
+        object_id=case_id,
         actor=caller.actor,
         fields=_written_fields(handoff),
-        detail={"reference": case.reference, "handoff_id": claimed},
+        detail={"reference": reference, "handoff_id": handoff_id},
     )
     log.info(
         "source %s: hand-off %s opened case %s (%s)",
         caller.name,
-        claimed,
-        case.reference,
-        case.province_source,
+        handoff_id,
+        reference,
+        resolution.source.value,
     )
-    return HandoffOutcome(case, duplicate=False, on_call=primary)
+    return HandoffOutcome(
+        case_id=case_id,
+        reference=reference,
+        province=resolution.sigla,
+        province_source=resolution.source.value,
+        status=CaseStatus.NEW.value,
+        on_call=primary,
+        duplicate=False,
+    )
+
+
+def replayed_handoff(session: Session, *, caller: Caller, external_id: str) -> HandoffOutcome:
+    """The answer to a hand-off sent again: the case the first one opened, as it is now."""
+    case = find_case(session, caller=caller, external_id=external_id)
+    if case is None:  # pragma: no cover -- a hand-off row is only ever committed with its case
+        raise RuntimeError("hand-off stored without a case")
+    log.info("source %s: replay of hand-off for case %s", caller.name, case.reference)
+    return HandoffOutcome(
+        case_id=case.id,
+        reference=case.reference,
+        province=case.province,
+        province_source=case.province_source,
+        status=case.status,
+        on_call=case.routed_to,
+        duplicate=True,
+    )
 
 
 def _routed(

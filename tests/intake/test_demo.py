@@ -1,0 +1,58 @@
+"""`ali demo` creates the numero-verde source and a curl snippet that really works."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime
+
+from flask.testing import FlaskCliRunner
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.clock import FrozenClock
+from core.config import Settings
+from intake.demo import DEMO_SOURCE, SNIPPET_FILE
+from intake.models import Case, Source
+from tests.conftest import PUBLIC_URL
+
+
+def _run(snippet: str) -> dict[str, object]:
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", snippet],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_demo_snippet_posts_a_signed_handoff_with_curl(
+    runner: FlaskCliRunner, live_url: str, settings: Settings, db: Session, clock: FrozenClock
+) -> None:
+    # The snippet signs with the shell's `date +%s`: Ali's clock must agree with the machine's.
+    clock.set(datetime.now(UTC))
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    output = result.output
+    assert f"Demo source {DEMO_SOURCE}" in output
+    assert "openssl dgst -sha256 -hmac" in output
+    snippet = output[output.index("KEY=") : output.index("; echo") + len("; echo")]
+    snippet = snippet.replace(PUBLIC_URL, live_url)
+
+    first = _run(snippet)
+    assert str(first["case"]).startswith("BS-")
+    assert first["province_source"] == "municipality"
+    again = _run(snippet)  # pasted again: the same case, a duplicate
+    assert again["duplicate"] is True
+    assert db.scalar(select(func.count()).select_from(Case)) == 1
+
+    saved = (settings.instance_path / SNIPPET_FILE).read_text()
+    assert snippet.replace(live_url, PUBLIC_URL) in saved
+
+    rerun = runner.invoke(args=["demo"])
+    assert rerun.exit_code == 0, rerun.output
+    assert "already exists" in rerun.output
+    assert "ali sources rotate numero-verde" in rerun.output
+    assert db.scalar(select(func.count()).select_from(Source)) == 1
