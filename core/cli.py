@@ -50,6 +50,16 @@ def db_upgrade(revision: str) -> None:
     click.echo("database is up to date")
 
 
+def ask_password(*, generate: bool) -> str:
+    """A generated password, or one typed twice at a hidden prompt (never an argument)."""
+    if generate:
+        return secrets.token_urlsafe(15)
+    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise click.ClickException(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return password
+
+
 @click.group("users", help="People who log in.")
 def users_group() -> None:
     pass
@@ -93,14 +103,7 @@ def users_create(
         e164 = normalise_phone(phone) if phone else None
     except InvalidPhone as exc:
         raise click.ClickException(str(exc)) from None
-    if generate_password:
-        password = secrets.token_urlsafe(15)
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise click.ClickException(
-                f"the password needs at least {MIN_PASSWORD_LENGTH} characters"
-            )
+    password = ask_password(generate=generate_password)
     user = User(
         email=email,
         display_name=display_name.strip(),

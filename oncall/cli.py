@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,8 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
 from core import audit
-from core.auth import MIN_PASSWORD_LENGTH, hash_password
+from core.auth import hash_password
+from core.cli import ask_password
 from core.clock import now as clock_now
 from core.db import get_session
 from core.models import User
@@ -111,14 +111,7 @@ def operators_set_password(email: str, generate_password: bool) -> None:
     user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
     if user is None:
         raise click.ClickException(f"no user has the e-mail {email.strip().lower()}")
-    if generate_password:
-        password = secrets.token_urlsafe(15)
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise click.ClickException(
-                f"the password needs at least {MIN_PASSWORD_LENGTH} characters"
-            )
+    password = ask_password(generate=generate_password)
     user.password_hash = hash_password(password)
     # Every session opened with the old password ends.
     user.new_session_token()

@@ -923,16 +923,22 @@ def add_override(
 
 
 def delete_override(session: Session, override: Override, *, actor: Actor, now: datetime) -> None:
+    _delete_assignment(session, override, "override", actor=actor, now=now)
+
+
+def _delete_assignment(
+    session: Session, row: Override | RotaShift, kind: str, *, actor: Actor, now: datetime
+) -> None:
     audit.record(
         session,
         now=now,
         action="delete",
-        object_type="override",
-        object_id=override.id,
+        object_type=kind,
+        object_id=row.id,
         actor=actor,
-        detail={"before": _assignment_snapshot(override), "after": None},
+        detail={"before": _assignment_snapshot(row), "after": None},
     )
-    session.delete(override)
+    session.delete(row)
     session.flush()
 
 
@@ -976,14 +982,4 @@ def add_shift(
 
 
 def delete_shift(session: Session, shift: RotaShift, *, actor: Actor, now: datetime) -> None:
-    audit.record(
-        session,
-        now=now,
-        action="delete",
-        object_type="shift",
-        object_id=shift.id,
-        actor=actor,
-        detail={"before": _assignment_snapshot(shift), "after": None},
-    )
-    session.delete(shift)
-    session.flush()
+    _delete_assignment(session, shift, "shift", actor=actor, now=now)
