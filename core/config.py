@@ -10,6 +10,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from core.provinces import all_provinces
+
 DEFAULT_PROVINCES = ("BG", "BS", "CR", "LO", "LC", "MN", "PV")
 SCHEDULER_MODES = ("inprocess", "off")
 
@@ -137,6 +139,12 @@ def load_settings(
         raise SettingsError(f"ALI_SCHEDULER must be one of {', '.join(SCHEDULER_MODES)}")
 
     provinces = tuple(p.upper() for p in _split(env.get("ALI_PROVINCES"))) or DEFAULT_PROVINCES
+    unknown = [p for p in provinces if p not in all_provinces()]
+    if unknown:
+        # A typo here would silently make every case out_of_area.
+        raise SettingsError(
+            f"ALI_PROVINCES must list province siglas (e.g. BS,BG); unknown: {', '.join(unknown)}"
+        )
     trusted_proxies = _int("TRUSTED_PROXIES", env.get("ALI_TRUSTED_PROXIES"), 0)
     if trusted_proxies < 0:
         raise SettingsError("ALI_TRUSTED_PROXIES must be 0 or more (the proxies in front of Ali)")

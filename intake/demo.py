@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 
 import click
@@ -71,12 +72,14 @@ def seed_intake(app: Flask) -> None:
         body=json.dumps(DEMO_BODY, ensure_ascii=False, separators=(",", ":")),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "# A signed demo hand-off for Ali; run it twice to see the duplicate answer.\n"
-        + snippet
-        + "\n"
-    )
-    path.chmod(0o600)
+    # The file holds the secret: owner-only from its creation, not after a chmod.
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(
+            "# A signed demo hand-off for Ali; run it twice to see the duplicate answer.\n"
+            + snippet
+            + "\n"
+        )
     click.echo(f"Demo source {DEMO_SOURCE}: key id {issued.key_id} (secret shown once, below).")
     click.echo("With `ali run` going, paste this into a shell to hand a case over to Ali")
     click.echo(f"(also saved to {path}; run it again to see the duplicate answer):")

@@ -137,7 +137,10 @@ def _schemas() -> dict[str, Any]:
         },
         "status": {"type": "string", "enum": [status.value for status in CaseStatus]},
         "on_call": _nullable(_ref("OnCallPerson"))
-        | {"description": "The primary on call for the province now; null when nobody is."},
+        | {
+            "description": "The primary on call for the province when the case was opened "
+            "(the one it was routed to); null when nobody was, or the province has no rota here."
+        },
     }
     return {
         "Handoff": {
@@ -336,7 +339,8 @@ def _paths() -> dict[str, Any]:
             "content": {JSON: {"schema": _ref("CaseCreated")}},
         },
         "200": {
-            "description": "This external_id was received before: its case, unchanged.",
+            "description": "This external_id was received before: the case it opened, "
+            "with its status now; nothing new is stored.",
             "content": {JSON: {"schema": _ref("CaseReplayed")}},
         },
     }

@@ -56,3 +56,16 @@ def test_demo_snippet_posts_a_signed_handoff_with_curl(
     assert "already exists" in rerun.output
     assert "ali sources rotate numero-verde" in rerun.output
     assert db.scalar(select(func.count()).select_from(Source)) == 1
+
+
+def test_demo_snippet_file_is_private_from_its_creation(
+    runner: FlaskCliRunner, settings: Settings
+) -> None:
+    path = settings.instance_path / SNIPPET_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("stale snippet of a wiped database\n")
+    path.chmod(0o644)
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert "KEY=" in path.read_text()
