@@ -23,6 +23,7 @@ from intake.openapi import openapi_document
 from intake.services import (
     AlreadyReceived,
     Caller,
+    HandoffOutcome,
     RateLimited,
     Unauthorised,
     authenticate,
@@ -147,25 +148,33 @@ def post_handoff() -> Answer:
         return _commit_counted(session, caller, now, _invalid(problems.errors))
 
     try:
+        # Counts the request in the source's window too (in the same statement, on PostgreSQL).
         outcome = open_case(
             session, caller=caller, handoff=handoff, payload=raw.decode("utf-8"), now=now
         )
+    except RateLimited as exc:
+        session.rollback()
+        return _rate_limited(exc)
     except AlreadyReceived:
         # Sent before: undo this attempt (its case number too) and answer with the first case.
         session.rollback()
         outcome = replayed_handoff(session, caller=caller, external_id=handoff.external_id)
-    body: dict[str, Any] = {
+        body = _handoff_body(outcome) | {"duplicate": True}
+        return _commit_counted(session, caller, now, (jsonify(body), 200))
+    session.commit()
+    response = jsonify(_handoff_body(outcome))
+    response.headers["Location"] = f"{bp.url_prefix}/handoffs/{quote(handoff.external_id, '')}"
+    return response, 201
+
+
+def _handoff_body(outcome: HandoffOutcome) -> dict[str, Any]:
+    return {
         "case": outcome.reference,
         "province": outcome.province,
         "province_source": outcome.province_source,
         "status": outcome.status,
         "on_call": _person(outcome.on_call),
     }
-    if outcome.duplicate:
-        return _commit_counted(session, caller, now, (jsonify(body | {"duplicate": True}), 200))
-    response = jsonify(body)
-    response.headers["Location"] = f"{bp.url_prefix}/handoffs/{quote(handoff.external_id, '')}"
-    return _commit_counted(session, caller, now, (response, 201))
 
 
 def _fields(errors: list[FieldError]) -> str:

@@ -29,9 +29,12 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     Executable,
+    String,
     and_,
     bindparam,
+    cast,
     literal,
+    null,
     or_,
     select,
     union_all,
@@ -64,6 +67,7 @@ __all__ = [
     "explicit_shift_of",
     "on_call_chain",
     "override_of",
+    "primary_on_call",
     "province_gaps",
     "province_schedule",
     "rostered_users",
@@ -983,3 +987,151 @@ def add_shift(
 
 def delete_shift(session: Session, shift: RotaShift, *, actor: Actor, now: datetime) -> None:
     _delete_assignment(session, shift, "shift", actor=actor, now=now)
+
+
+# ---------------------------------------------------------------------------------------
+# The primary on call, for the intake's hot path
+
+
+@functools.cache
+def _primary_rules_statement() -> Executable:
+    """The rules of one province's primary tier that can hold an instant, in ONE round trip:
+    the same rows `_load_rules` reads for (province, primary) with its two queries (same
+    bounds), as one UNION ALL. Rotation rows come one per member, in member order."""
+    province = bindparam("province", type_=String)
+    tier = Tier.PRIMARY.value
+    no_instant = cast(null(), UTCDateTime())
+    rotations = (
+        select(
+            literal("rotation").label("kind"),
+            Rotation.id.label("id"),
+            RotationMember.position.label("position"),
+            RotationMember.user_id.label("user_id"),
+            Rotation.handover.label("handover"),
+            Rotation.period_days.label("period_days"),
+            Rotation.start_date.label("start_date"),
+            Rotation.end_date.label("end_date"),
+            Rotation.priority.label("priority"),
+            no_instant.label("start_at"),
+            no_instant.label("end_at"),
+        )
+        .join(RotationMember, RotationMember.rotation_id == Rotation.id)
+        .where(
+            Rotation.province == province,
+            Rotation.tier == tier,
+            Rotation.start_date <= bindparam("last_day", type_=Date),
+            or_(
+                Rotation.end_date.is_(None), Rotation.end_date > bindparam("first_day", type_=Date)
+            ),
+        )
+    )
+    assignments = [
+        select(
+            literal(kind),
+            model.id,
+            null(),
+            model.user_id,
+            null(),
+            null(),
+            null(),
+            null(),
+            null(),
+            model.start_at,
+            model.end_at,
+        ).where(
+            model.province == province,
+            model.tier == tier,
+            model.start_at < bindparam("end", type_=UTCDateTime()),
+            model.start_at >= bindparam("earliest", type_=UTCDateTime()),
+            model.end_at > bindparam("start", type_=UTCDateTime()),
+        )
+        for kind, model in (("shift", RotaShift), ("override", Override))
+    ]
+    union = union_all(rotations, *assignments).subquery()
+    return select(union).order_by(union.c.kind, union.c.id, union.c.position)
+
+
+def primary_on_call(session: Session, *, province: str, at: datetime) -> User | None:
+    """The primary on call for a province at an instant: `on_call_chain(...).primary`, with
+    the same rules and resolution, read in one query (plus the holder's row, if any).
+
+    For the intake's hot path, which needs the primary only (not the backup, nor the
+    coordinators). Nothing is cached: a rota change is seen by the next call.
+    """
+    instant = _utc(at, "at")
+    until = instant + _TICK
+    # The same bounds as `_load_rules` for [instant, until).
+    first_day = instant.astimezone(ROME).date() - timedelta(days=max(PERIODS) + 1)
+    last_day = until.astimezone(ROME).date()
+    if session.autoflush:
+        session.flush()  # what session.execute would do: rota changes pending here count
+    # On the connection: plain rows, without the ORM's execution path (this is per hand-off).
+    rows = (
+        session.connection()
+        .execute(
+            _primary_rules_statement(),
+            {
+                "province": province,
+                "first_day": first_day,
+                "last_day": last_day,
+                "start": instant,
+                "end": until,
+                "earliest": instant - MAX_ASSIGNMENT,
+            },
+        )
+        .all()
+    )
+    if not rows:
+        return None
+    rotations: list[RotationRule] = []
+    shifts: list[ExplicitShift] = []
+    overrides: list[sched.Override] = []
+    for (kind, row_id), group in groupby(rows, key=lambda row: (row.kind, row.id)):
+        members = list(group)
+        first = members[0]
+        if kind == "rotation":
+            rotations.append(
+                RotationRule(
+                    id=row_id,
+                    tier=Tier.PRIMARY,
+                    operator_ids=tuple(row.user_id for row in members),
+                    handover=first.handover,
+                    period_days=first.period_days,
+                    start=first.start_date,
+                    end=first.end_date,
+                    priority=first.priority,
+                )
+            )
+        elif kind == "shift":
+            shifts.append(
+                ExplicitShift(
+                    operator_id=first.user_id,
+                    tier=Tier.PRIMARY,
+                    start=first.start_at,
+                    end=first.end_at,
+                    id=row_id,
+                )
+            )
+        else:
+            overrides.append(
+                sched.Override(
+                    operator_id=first.user_id,
+                    tier=Tier.PRIMARY,
+                    start=first.start_at,
+                    end=first.end_at,
+                    id=row_id,
+                )
+            )
+    segment = sched.final_schedule(
+        rotations=rotations,
+        shifts=shifts,
+        overrides=overrides,
+        tier=Tier.PRIMARY,
+        start=instant,
+        end=until,
+        tz=ROME,
+    )
+    if not segment:
+        return None
+    user = session.get(User, segment[0].operator_id)
+    return user if user is not None and user.active else None

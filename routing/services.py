@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from core.models import User
-from oncall.services import OnCallChain, on_call_chain
+from oncall.services import OnCallChain, on_call_chain, primary_on_call
 from routing.places import ProvinceResolution, ProvinceSource, resolve_province
 
 # Sources whose province has a rota of its own; out-of-area and unresolved cases go to the
@@ -62,9 +62,21 @@ def chain_for(
     session: Session, *, resolution: ProvinceResolution, at: datetime
 ) -> OnCallChain | None:
     """The on-call chain of a resolved province at `at`; None when it has no rota of ours."""
-    if resolution.sigla is None or resolution.source not in _ROTA_SOURCES:
+    if resolution.sigla is None or not has_rota(resolution):
         return None
     return on_call_chain(session, province=resolution.sigla, at=at)
+
+
+def has_rota(resolution: ProvinceResolution) -> bool:
+    """Whether a case of this resolution goes to its province's rota (else: coordinators)."""
+    return resolution.sigla is not None and resolution.source in _ROTA_SOURCES
+
+
+def primary_for(session: Session, *, resolution: ProvinceResolution, at: datetime) -> User | None:
+    """`chain_for(...).primary` in one query: the intake's hot path needs nobody else."""
+    if resolution.sigla is None or not has_rota(resolution):
+        return None
+    return primary_on_call(session, province=resolution.sigla, at=at)
 
 
 def route_case(

@@ -1,7 +1,4 @@
-"""Review of issue 3: odd but possible requests that must not end in a 500.
-
-The xfail tests show bugs found in review (strict: they fail until fixed, then must be unmarked).
-"""
+"""Review of issue 3: odd but possible requests that must not end in a 500."""
 
 from __future__ import annotations
 
@@ -16,29 +13,14 @@ from intake.models import Handoff
 from tests.conftest import ali_environ
 from tests.intake.signed import HANDOFFS, Sender
 
-NUL_ON_POSTGRESQL = (
-    "PostgreSQL refuses NUL in text parameters (psycopg DataError) and the API lets the value "
-    "reach a query: find_case for the path, authenticate for X-Ali-Key"
-)
 
-
-def _xfail_on_postgresql(request: pytest.FixtureRequest, db: Session) -> None:
-    if db.get_bind().dialect.name == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=NUL_ON_POSTGRESQL))
-
-
-def test_nul_byte_in_the_status_path_is_a_404(
-    sender: Sender, db: Session, request: pytest.FixtureRequest
-) -> None:
-    _xfail_on_postgresql(request, db)
+def test_nul_byte_in_the_status_path_is_a_404(sender: Sender) -> None:
+    # PostgreSQL refuses NUL in text parameters; it must be a plain 404, not a 500.
     response = sender.get(f"{HANDOFFS}/NV%002026")
     assert response.status_code == 404
 
 
-def test_nul_byte_in_the_key_header_is_a_401(
-    sender: Sender, db: Session, request: pytest.FixtureRequest
-) -> None:
-    _xfail_on_postgresql(request, db)
+def test_nul_byte_in_the_key_header_is_a_401(sender: Sender, db: Session) -> None:
     response = sender.post({"external_id": "nul-key"}, headers={"X-Ali-Key": "ak_\x00"})
     assert response.status_code == 401
     assert db.scalar(select(func.count()).select_from(Handoff)) == 0
