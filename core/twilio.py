@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 
 from flask import abort, current_app, request
 from twilio.request_validator import RequestValidator
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.config import Settings
 
@@ -47,6 +48,8 @@ def twilio_signed(view: Callable[P, R]) -> Callable[P, R]:
     def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             valid = signature_is_valid()
+        except RequestEntityTooLarge:
+            raise  # 413 says what is wrong; Twilio never sends bodies this large
         except Exception:  # a malformed request must be a 403, never a 500
             log.exception("twilio signature check failed on %s", request.path)
             valid = False

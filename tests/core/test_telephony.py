@@ -266,3 +266,12 @@ def test_two_first_callbacks_for_one_sid_at_once_are_both_recorded(
     assert row is not None
     assert row.status == "ringing"
     assert [h["status"] for h in row.history] == ["initiated", "ringing"]
+
+
+def test_an_oversized_callback_is_413_not_403(client: FlaskClient) -> None:
+    response = client.post(
+        "/twilio/status",
+        data={"MessageSid": "SM" + "5" * 32, "Body": "x" * (2 * 1024 * 1024)},
+        headers={"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"},
+    )
+    assert response.status_code == 413
