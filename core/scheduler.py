@@ -13,6 +13,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from core.db import session_scope
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 JobFunction = Callable[[Session, Telephony, datetime], object]
 HEARTBEAT_SECONDS = 5
 HEARTBEAT_FRESH = timedelta(seconds=60)
+HEARTBEAT_KEEP = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ def worker_name() -> str:
 def heartbeat(session: Session, _telephony: Telephony, now: datetime) -> None:
     """Tell /readyz this scheduler is alive."""
     name = worker_name()
+    # Each worker start beats under a new name (host:pid); forget the long-dead ones.
+    session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.beat_at < now - HEARTBEAT_KEEP))
     row = session.get(WorkerHeartbeat, name)
     if row is None:
         session.add(WorkerHeartbeat(name=name, beat_at=now, pid=os.getpid()))

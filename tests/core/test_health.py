@@ -7,11 +7,13 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core.clock import FrozenClock
 from core.db import get_session
-from core.models import User
-from core.scheduler import registered_jobs, run_job
+from core.models import User, WorkerHeartbeat
+from core.scheduler import registered_jobs, run_job, worker_name
 from tests.conftest import T0, UserFactory
 
 
@@ -101,3 +103,14 @@ def test_a_database_error_is_logged_without_the_rows_personal_data(
     for personal in ("maria.rossi", "Maria Rossi", "3331112222", "3339998888"):
         assert personal not in caplog.text
         assert personal not in response.get_data(as_text=True)
+
+
+def test_heartbeats_of_long_dead_workers_are_forgotten(
+    app: Flask, clock: FrozenClock, db: Session
+) -> None:
+    db.add(WorkerHeartbeat(name="old-host:1", beat_at=clock.now() - timedelta(days=2), pid=1))
+    db.commit()
+    [heartbeat] = [job for job in registered_jobs(app) if job.id == "core.heartbeat"]
+    run_job(app, heartbeat)
+    names = db.scalars(select(WorkerHeartbeat.name)).all()
+    assert names == [worker_name()]
