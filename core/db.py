@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -120,6 +124,81 @@ def _close_session(_exc: BaseException | None) -> None:
     session: Session | None = g.pop("db_session", None)
     if session is not None:
         session.close()
+
+
+class _WriteLock:
+    """A thread lock, plus an flock on a file beside the database shared by the processes."""
+
+    def __init__(self, path: str | None) -> None:
+        self.pid = os.getpid()
+        self.thread_lock = threading.Lock()
+        # Opened in this process: an inherited descriptor would share its flock with the parent.
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600) if path else None
+
+
+# One lock per SQLite engine in this process (see `serialised_writes`).
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, _WriteLock] = weakref.WeakKeyDictionary()
+_WRITE_LOCKS_GUARD = threading.Lock()
+# Past this wait the request goes on without the thread lock: SQLite's busy_timeout still
+# serialises it, so a stuck holder can slow the others down but never hang them.
+WRITE_LOCK_TIMEOUT = 30.0
+
+
+def _write_lock(engine: Engine) -> _WriteLock:
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(engine)
+        if lock is None or lock.pid != os.getpid():
+            database = engine.url.database
+            on_disk = database and database != ":memory:" and not database.startswith("file:")
+            lock = _WRITE_LOCKS[engine] = _WriteLock(f"{database}-writelock" if on_disk else None)
+            if lock.fd is not None:
+                weakref.finalize(engine, os.close, lock.fd)
+        return lock
+
+
+@contextmanager
+def serialised_writes(session: Session) -> Iterator[None]:
+    """SQLite: the threads and processes serving requests take turns for a write transaction.
+
+    Every SQLite transaction begins IMMEDIATE (it holds the database's write lock), and a
+    connection that finds the lock taken waits in SQLite's busy handler, which sleeps up to
+    100 ms between tries. Threads queued on a thread lock, then on an flock of a file beside
+    the database (shared by the gunicorn workers), wake as soon as the holder is done.
+    Writers that do not use this (jobs, the web UI) still meet these in the busy handler.
+
+    Enter it BEFORE the session's first statement and end the transaction (commit or
+    rollback) inside it; whatever opens another SQLite connection (e.g. the sandbox
+    telephony's outbox) must not run inside it. A session already in a transaction (it may
+    hold the write lock: waiting here could deadlock), an AUTOCOMMIT bind (no write lock is
+    held between statements) and PostgreSQL skip the lock. On an error the transaction is
+    rolled back before the lock is released.
+    """
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    if (
+        engine.dialect.name != "sqlite"
+        or session.in_transaction()
+        or bind.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    ):
+        yield
+        return
+    lock = _write_lock(engine)
+    acquired = lock.thread_lock.acquire(timeout=WRITE_LOCK_TIMEOUT)
+    # Only the thread holding the thread lock touches the flock: it is per open file, so
+    # threads sharing the descriptor would not exclude each other.
+    fd = lock.fd if acquired else None
+    try:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        if acquired:
+            lock.thread_lock.release()
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import now as clock_now
-from core.db import get_session
+from core.db import get_session, serialised_writes
 from core.models import User
 from core.provinces import lookup_province
 from intake.models import Case
@@ -36,6 +36,7 @@ from intake.signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from intake.validation import (
     MAX_BODY_BYTES,
     FieldError,
+    HandoffInput,
     ValidationFailed,
     parse_body,
     validate_handoff,
@@ -133,19 +134,34 @@ def post_handoff() -> Answer:
     now = clock_now()
     # Validation is pure CPU: done before the transaction so no lock waits for it. Its result
     # is told only to an authenticated source.
+    handoff: HandoffInput | None = None
+    problems: ValidationFailed | None = None
     try:
         handoff = validate_handoff(parse_body(raw), now=now, served=_settings_provinces())
     except ValidationFailed as exc:
-        problems: ValidationFailed | None = exc
-    else:
-        problems = None
+        problems = exc
     session = get_session()
+    # SQLite: this process's threads queue here for the write lock instead of sleeping in
+    # SQLite's busy handler. Nothing inside opens another connection or sends anything.
+    with serialised_writes(session):
+        return _receive(session, raw, handoff, problems, now)
+
+
+def _receive(
+    session: Session,
+    raw: bytes,
+    handoff: HandoffInput | None,
+    problems: ValidationFailed | None,
+    now: datetime,
+) -> Answer:
+    """The transaction of a hand-off: authenticate, open the case (or find the first one)."""
     caller = _authenticate(session, raw, now)
     if not isinstance(caller, Caller):
         return caller
-    if problems is not None:
-        log.info("source %s: hand-off refused, fields %s", caller.name, _fields(problems.errors))
-        return _commit_counted(session, caller, now, _invalid(problems.errors))
+    if problems is not None or handoff is None:
+        errors = problems.errors if problems is not None else []
+        log.info("source %s: hand-off refused, fields %s", caller.name, _fields(errors))
+        return _commit_counted(session, caller, now, _invalid(errors))
 
     try:
         # Counts the request in the source's window too (in the same statement, on PostgreSQL).
@@ -158,7 +174,7 @@ def post_handoff() -> Answer:
     except AlreadyReceived:
         # Sent before: undo this attempt (its case number too) and answer with the first case.
         session.rollback()
-        outcome = replayed_handoff(session, caller=caller, external_id=handoff.external_id)
+        outcome = replayed_handoff(session, caller=caller, external_id=handoff.external_id, now=now)
         body = _handoff_body(outcome) | {"duplicate": True}
         return _commit_counted(session, caller, now, (jsonify(body), 200))
     session.commit()

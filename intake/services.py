@@ -674,11 +674,27 @@ def open_case(
     )
 
 
-def replayed_handoff(session: Session, *, caller: Caller, external_id: str) -> HandoffOutcome:
-    """The answer to a hand-off sent again: the case the first one opened, as it is now."""
+# What a replay's answer tells the source about its case (design §6: every read is audited).
+REPLAY_READ_FIELDS = ("reference", "province", "province_source", "status", "routed_to")
+
+
+def replayed_handoff(
+    session: Session, *, caller: Caller, external_id: str, now: datetime
+) -> HandoffOutcome:
+    """The answer to a hand-off sent again: the case the first one opened, as it is now.
+    Reading it is audited like `GET /api/v1/handoffs/<external_id>` (field names only)."""
     case = find_case(session, caller=caller, external_id=external_id)
     if case is None:  # pragma: no cover -- a hand-off row is only ever committed with its case
         raise RuntimeError("hand-off stored without a case")
+    audit.record(
+        session,
+        now=now,
+        action="read",
+        object_type="case",
+        object_id=case.id,
+        actor=caller.actor,
+        fields=REPLAY_READ_FIELDS,
+    )
     log.info("source %s: replay of hand-off for case %s", caller.name, case.reference)
     return HandoffOutcome(
         case_id=case.id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session
 from core.app import create_app
 from core.clock import FrozenClock
 from core.config import Settings
-from core.db import Base, get_session, make_engine
+from core.db import Base, _write_lock, get_session, make_engine, serialised_writes
 from core.models import AuditEntry, User
 from tests.conftest import T0
 
@@ -58,3 +60,56 @@ def test_the_app_factory_never_starts_a_scheduler(
     create_app(replace(settings, scheduler="inprocess"), clock=clock, engine=engine)
     started = [t.name for t in threading.enumerate() if t.ident not in before]
     assert started == []
+
+
+def _fail_in_a_write(session: Session) -> None:
+    with serialised_writes(session):
+        session.execute(text("SELECT 1"))  # BEGIN IMMEDIATE: SQLite's write lock is held
+        raise RuntimeError("boom")
+
+
+def test_serialised_writes_roll_back_and_release_on_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "ali.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        Base.metadata.create_all(engine)
+        with Session(engine) as session:
+            with pytest.raises(RuntimeError):
+                _fail_in_a_write(session)
+            assert not session.in_transaction()
+        assert not _write_lock(engine).thread_lock.locked()
+        fd = os.open(f"{path}-writelock", os.O_RDWR)  # the processes' flock is free too
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        with Session(engine) as session, serialised_writes(session):
+            session.execute(text("SELECT 1"))
+            assert _write_lock(engine).thread_lock.locked()
+            session.commit()
+        assert not _write_lock(engine).thread_lock.locked()
+    finally:
+        engine.dispose()
+
+
+def test_serialised_writes_do_not_hold_up_a_session_in_a_transaction(tmp_path: Path) -> None:
+    """Such a session may hold SQLite's write lock the lock's holder waits for: it must not
+    queue behind it (a deadlock until the timeouts)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'ali.sqlite3'}")
+    passed = threading.Event()
+
+    def in_a_transaction() -> None:
+        with Session(engine) as busy:
+            busy.execute(text("SELECT 1"))
+            with serialised_writes(busy):
+                passed.set()
+
+    try:
+        Base.metadata.create_all(engine)
+        with Session(engine) as holder, serialised_writes(holder):
+            thread = threading.Thread(target=in_a_transaction, daemon=True)
+            thread.start()
+            thread.join(timeout=10)
+            assert passed.is_set()
+    finally:
+        engine.dispose()

@@ -197,6 +197,24 @@ def test_replay_returns_the_same_case_with_duplicate(sender: Sender, db: Session
     assert stored(db) == {"handoffs": 1, "cases": 1, "events": 2, "audit": 1}
 
 
+def test_a_replay_audits_its_read_of_the_case(sender: Sender, db: Session) -> None:
+    sender.post(FULL_BODY)
+    assert db.scalars(select(AuditEntry).where(AuditEntry.action == "read")).all() == []
+
+    assert sender.post(FULL_BODY).status_code == 200
+
+    read = db.scalars(select(AuditEntry).where(AuditEntry.action == "read")).one()
+    case = db.scalars(select(Case)).one()
+    assert (read.actor, read.object_type, read.object_id) == (
+        "source:numero-verde",
+        "case",
+        str(case.id),
+    )
+    # Field names only: nothing of the case itself is in the entry.
+    assert set(read.fields) == {"reference", "province", "province_source", "status", "routed_to"}
+    assert case.reference not in json.dumps([read.fields, read.detail])
+
+
 def test_replay_with_another_body_keeps_the_first(sender: Sender, db: Session) -> None:
     sender.post({"external_id": "same", "province": "BG"})
     again = sender.post({"external_id": "same", "province": "MN", "summary": "changed"})
