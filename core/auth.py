@@ -193,7 +193,9 @@ def init_app(app: Flask) -> None:
     manager = LoginManager()
     manager.login_view = "core.login"
     manager.login_message = None
-    manager.session_protection = "strong"
+    # "basic": an operator on a phone switching between Wi-Fi and mobile data changes IP;
+    # "strong" would log them out mid-case. Cookies are Secure, HttpOnly and SameSite.
+    manager.session_protection = "basic"
     manager.user_loader(_load_user)
     manager.init_app(app)
     app.before_request(_enforce_idle_timeout)

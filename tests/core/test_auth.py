@@ -261,3 +261,12 @@ def test_without_trusted_proxies_a_forged_forwarded_for_is_ignored(
     make_user(email="op@ali.example")
     _failures_from(db, "127.0.0.1", clock.now())
     assert _login_from(client, "198.51.100.2") == 429
+
+
+def test_a_phone_changing_network_stays_signed_in(
+    client: FlaskClient, make_user: UserFactory
+) -> None:
+    make_user(email="op@ali.example")
+    login(client, "op@ali.example")
+    moved = client.get("/", environ_overrides={"REMOTE_ADDR": "10.1.2.3"})
+    assert moved.status_code == 200
