@@ -29,11 +29,14 @@ LOCAL_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S
 MAX_OPERATORS = 30
 
 
-def tier_choices() -> list[SelectChoice]:
-    return [
-        SelectChoice(Tier.PRIMARY.value, _l("Primary")),
-        SelectChoice(Tier.BACKUP.value, _l("Backup")),
-    ]
+def tier_choices(tiers: Sequence[Tier] = (Tier.PRIMARY, Tier.BACKUP)) -> list[SelectChoice]:
+    """The tiers a page may edit: a province's, or the coordinators' alone."""
+    labels = {
+        Tier.PRIMARY: _l("Primary"),
+        Tier.BACKUP: _l("Backup"),
+        Tier.COORDINATOR: _l("Coordinators"),
+    }
+    return [SelectChoice(tier.value, labels[tier]) for tier in tiers]
 
 
 def operator_choices(users: list[User], *, blank: str) -> list[SelectChoice]:

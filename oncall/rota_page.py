@@ -14,7 +14,7 @@ from functools import lru_cache
 from itertools import pairwise
 
 import holidays
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from core.models import Role, User
@@ -154,7 +154,7 @@ class DayRow:
 
 @dataclass(frozen=True)
 class MonthView:
-    province: str
+    province: str | None  # None: the project-wide coordinators' rota
     month: date
     today: date
     days: list[DayRow]
@@ -222,32 +222,41 @@ def _pieces_by_day(
     return found
 
 
-def province_operators(session: Session, province: str) -> list[User]:
-    """Who may be rostered in a province: active operators covering it, by name."""
+def province_operators(session: Session, province: str | None) -> list[User]:
+    """Who may be rostered in a province: active operators covering it, by name; for the
+    coordinators' rota (None), active coordinators."""
     users = session.scalars(
         select(User).where(User.active.is_(True)).order_by(User.display_name, User.id)
     )
+    if province is None:
+        return [user for user in users if user.has_role(Role.COORDINATOR)]
     return [user for user in users if user.has_role(Role.OPERATOR) and province in user.provinces]
 
 
-def province_rotations(session: Session, province: str) -> list[Rotation]:
+def _in_scope(model: type[Rotation] | type[Override], province: str | None) -> ColumnElement[bool]:
+    if province is None:
+        return and_(model.province.is_(None), model.tier == Tier.COORDINATOR.value)
+    return model.province == province
+
+
+def province_rotations(session: Session, province: str | None) -> list[Rotation]:
     return list(
         session.scalars(
             select(Rotation)
-            .where(Rotation.province == province)
+            .where(_in_scope(Rotation, province))
             .order_by(Rotation.tier.desc(), Rotation.start_date, Rotation.id)
         )
     )
 
 
 def overrides_between(
-    session: Session, province: str, start: datetime, end: datetime
+    session: Session, province: str | None, start: datetime, end: datetime
 ) -> list[Override]:
     return list(
         session.scalars(
             select(Override)
             .where(
-                Override.province == province,
+                _in_scope(Override, province),
                 Override.start_at < end,
                 Override.end_at > start,
             )
@@ -257,9 +266,10 @@ def overrides_between(
 
 
 def build_month(
-    session: Session, *, province: str, month: date, today: date, locale: str
+    session: Session, *, province: str | None, month: date, today: date, locale: str
 ) -> MonthView:
-    """Everything the month page shows for a province: one resolution per tier."""
+    """Everything the month page shows for a province (or, with None, for the coordinators'
+    rota alone): one resolution per tier. Gaps counted are the province's primary ones only."""
     first = month.replace(day=1)
     following = add_months(first, 1)
     day_count = (following - first).days
@@ -271,7 +281,7 @@ def build_month(
         tier: services.province_schedule(
             session, province=province, tier=tier, start=start, end=end
         )
-        for tier in PROVINCE_TIERS
+        for tier in (PROVINCE_TIERS if province is not None else ())
     }
     schedules[Tier.COORDINATOR] = services.coordinator_schedule(session, start=start, end=end)
     cells = {
@@ -298,7 +308,8 @@ def build_month(
         today=today,
         days=rows,
         users=services.users_by_id(session, operator_ids),
-        gaps=gaps(schedules[Tier.PRIMARY], start, end),
+        # Nobody on the coordinators' rota is no gap: every active coordinator is alerted.
+        gaps=gaps(schedules[Tier.PRIMARY], start, end) if province is not None else [],
         has_coordinator_rota=has_coordinator_rota,
         coordinators=[] if has_coordinator_rota else services.active_coordinators(session),
         overrides=overrides_between(session, province, start, end),

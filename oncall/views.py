@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
@@ -35,13 +36,16 @@ from core.models import Role, User
 from core.nav import NavItem, current_locale, register_nav
 from core.telephony import get_telephony
 from oncall import notifications, rota_page, services
-from oncall.forms import EndRotationForm, OverrideForm, RotationForm
+from oncall.forms import EndRotationForm, OverrideForm, RotationForm, tier_choices
 from oncall.models import MAX_ID, Override, Rotation
 from oncall.rota_page import is_ambiguous
 from oncall.schedule import ROME, Shift, Tier, gaps, preview_rotation, rotation_shifts
 
 bp = Blueprint("oncall", __name__, url_prefix="/rota")
 
+# The project-wide coordinators' rota lives at /rota/coordinators, beside the provinces' pages
+# (a sigla is two capital letters, so the word cannot name a province).
+COORDINATORS = "coordinators"
 PREVIEW_SHIFTS = 10
 MY_SHIFTS_DAYS = 30
 UPCOMING_GAPS_SHOWN = 5
@@ -61,23 +65,59 @@ def _user() -> User:
     return user
 
 
-def can_edit(user: User, province: str) -> bool:
-    """Coordinators and admins everywhere; rota managers in their own provinces."""
+@dataclass(frozen=True)
+class Scope:
+    """What a rota page edits: a province's primary and backup tiers, or (province None)
+    the project-wide coordinator tier."""
+
+    key: str
+    province: str | None
+
+    @property
+    def is_coordinators(self) -> bool:
+        return self.province is None
+
+    @property
+    def tiers(self) -> tuple[Tier, ...]:
+        return (Tier.COORDINATOR,) if self.province is None else rota_page.PROVINCE_TIERS
+
+    @property
+    def title(self) -> str:
+        if self.province is None:
+            return str(_("Coordinators' rota"))
+        return str(_("Rota of %(province)s", province=self.province))
+
+
+def can_edit(user: User, scope: Scope) -> bool:
+    """Coordinators and admins everywhere; rota managers in their own provinces (never the
+    coordinators' rota)."""
     if user.has_role(Role.COORDINATOR, Role.ADMIN):
         return True
-    return user.has_role(Role.ROTA_MANAGER) and province in user.provinces
+    return (
+        scope.province is not None
+        and user.has_role(Role.ROTA_MANAGER)
+        and scope.province in user.provinces
+    )
 
 
-def _province(sigla: str, *, edit: bool = False) -> str:
-    """The province of the URL, or 404 when not served, or 403 when the user has no access."""
-    if sigla not in _served():
-        abort(404)
+def _scope(sigla: str, *, edit: bool = False) -> Scope:
+    """The scope of the URL, or 404 when not served, or 403 when the user has no access.
+
+    Every logged-in user may read the coordinators' rota (names only, as on the provinces'
+    pages); coordinators and admins edit it.
+    """
     user = _user()
-    if not user.covers_province(sigla):
+    if sigla == COORDINATORS:
+        scope = Scope(key=COORDINATORS, province=None)
+    else:
+        if sigla not in _served():
+            abort(404)
+        if not user.covers_province(sigla):
+            abort(403)
+        scope = Scope(key=sigla, province=sigla)
+    if edit and not can_edit(user, scope):
         abort(403)
-    if edit and not can_edit(user, sigla):
-        abort(403)
-    return sigla
+    return scope
 
 
 def _visible_provinces(user: User) -> list[str]:
@@ -168,6 +208,7 @@ def _helpers() -> dict[str, Any]:
         "txt": {
             "nobody": _("Nobody on call"),
             "all_coordinators": _("all coordinators"),
+            "nobody_rostered": _("Nobody rostered: every active coordinator is alerted"),
             "swap": _("swap"),
             "swap_link": _("Swap"),
             "phone_not_verified": _("phone not verified"),
@@ -177,9 +218,14 @@ def _helpers() -> dict[str, Any]:
 
 
 # Services speak English (see oncall.services); users see these, by the field concerned.
-def _rota_error_message(exc: services.RotaError) -> str:
+def _rota_error_message(exc: services.RotaError, scope: Scope) -> str:
     by_field = {
         "operator_ids": _(
+            "One of the coordinators cannot be on call: each must be active "
+            "and have the coordinator role."
+        )
+        if scope.is_coordinators
+        else _(
             "One of the operators cannot be on call here: each must be active, "
             "have the operator role and cover this province."
         ),
@@ -224,49 +270,57 @@ def index() -> str | WerkzeugResponse:
         provinces=provinces,
         gaps=found_gaps,
         gap_days=notifications.LOOKAHEAD.days,
-        editable={p: can_edit(user, p) for p in provinces},
+        editable={p: can_edit(user, Scope(key=p, province=p)) for p in provinces},
+        coordinators=COORDINATORS,
     )
 
 
 @bp.get("/<sigla>")
 @login_required
 def month(sigla: str) -> str:
-    province = _province(sigla)
+    scope = _scope(sigla)
     try:
         shown = rota_page.parse_month(request.args.get("month"), _today())
     except rota_page.BadMonth:
         abort(400)
     view = rota_page.build_month(
         get_session(),
-        province=province,
+        province=scope.province,
         month=shown,
         today=_today(),
         locale=current_locale(),
     )
     # Whatever month is shown, the gaps of the next days are what the manager must fix first:
     # the month in view may end before them.
-    upcoming = notifications.current_gaps(get_session(), province=province, now=clock_now())
+    upcoming = _gaps_now(scope)
+    coordinator_column = scope.is_coordinators or view.has_coordinator_rota
     return render_template(
         "oncall/month.html",
         view=view,
+        scope=scope,
+        coordinators=COORDINATORS,
         upcoming_gaps=upcoming[:UPCOMING_GAPS_SHOWN],
         more_gaps=len(upcoming) - UPCOMING_GAPS_SHOWN,
         gap_days=notifications.LOOKAHEAD.days,
-        editable=can_edit(_user(), province),
-        columns=[*rota_page.PROVINCE_TIERS]
-        + ([Tier.COORDINATOR] if view.has_coordinator_rota else []),
+        editable=can_edit(_user(), scope),
+        columns=[t for t in scope.tiers if t is not Tier.COORDINATOR]
+        + ([Tier.COORDINATOR] if coordinator_column else []),
     )
 
 
-def _rotation_or_404(province: str, rotation_id: int) -> Rotation:
+def _rotation_or_404(scope: Scope, rotation_id: int) -> Rotation:
     rotation = get_session().get(Rotation, rotation_id)
-    if rotation is None or rotation.province != province:
+    if (
+        rotation is None
+        or rotation.province != scope.province
+        or Tier(rotation.tier) not in scope.tiers
+    ):
         abort(404)
     return rotation
 
 
 def _preview(
-    form: RotationForm, province: str, rotation_id: int | None
+    form: RotationForm, scope: Scope, rotation_id: int | None
 ) -> tuple[list[Shift], list[tuple[datetime, datetime]]]:
     """The next turns the rotation will produce, and the primary gaps the province will have
     from now until the last of them once it is saved (other rules included)."""
@@ -292,12 +346,12 @@ def _preview(
     if shifts:
         end = shifts[-1].end
     holes: list[tuple[datetime, datetime]] = []
-    if rule.tier is Tier.PRIMARY:
+    if rule.tier is Tier.PRIMARY and scope.province is not None:
         # From now: a rotation starting in a fortnight leaves the fortnight uncovered.
         since = min(clock_now(), start)
         resolved = services.province_schedule(
             get_session(),
-            province=province,
+            province=scope.province,
             tier=Tier.PRIMARY,
             start=since,
             end=end,
@@ -309,7 +363,7 @@ def _preview(
 
 def _rotation_page(
     form: RotationForm,
-    province: str,
+    scope: Scope,
     rotation: Rotation | None,
     operators: list[User],
     *,
@@ -321,7 +375,7 @@ def _rotation_page(
         render_template(
             "oncall/rotation_form.html",
             form=form,
-            province=province,
+            scope=scope,
             rotation=rotation,
             names={user.id: user for user in operators},
             preview=preview,
@@ -332,10 +386,8 @@ def _rotation_page(
     )
 
 
-def _rotation_editor(
-    province: str, rotation: Rotation | None
-) -> tuple[str, int] | WerkzeugResponse:
-    operators = rota_page.province_operators(get_session(), province)
+def _rotation_editor(scope: Scope, rotation: Rotation | None) -> tuple[str, int] | WerkzeugResponse:
+    operators = rota_page.province_operators(get_session(), scope.province)
     eligible = {user.id for user in operators}
     former = (
         []
@@ -343,10 +395,10 @@ def _rotation_editor(
         else [member.user for member in rotation.members if member.user_id not in eligible]
     )
     if request.method == "POST":
-        return _submit_rotation(province, rotation, operators, former)
+        return _submit_rotation(scope, rotation, operators, former)
     if rotation is None:
         data: dict[str, Any] = {
-            "tier": Tier.PRIMARY.value,
+            "tier": scope.tiers[0].value,
             "period_days": "7",
             "handover": time(9, 0),
             "start_date": _today() + timedelta(days=1),
@@ -363,39 +415,41 @@ def _rotation_editor(
             "end_date": rotation.end_date,
         }
     form = RotationForm(formdata=None, data=data)
+    form.tier.choices = tier_choices(scope.tiers)
     form.set_operator_choices(operators, former)
-    return _rotation_page(form, province, rotation, [*operators, *former])
+    return _rotation_page(form, scope, rotation, [*operators, *former])
 
 
 def _submit_rotation(
-    province: str, rotation: Rotation | None, operators: list[User], former: list[User]
+    scope: Scope, rotation: Rotation | None, operators: list[User], former: list[User]
 ) -> tuple[str, int] | WerkzeugResponse:
     """Preview (the default action), one more operator slot, or save a previewed rotation."""
     form = RotationForm()
+    form.tier.choices = tier_choices(scope.tiers)
     form.set_operator_choices(operators, former)
     operators = [*operators, *former]
     action = request.form.get("action", "preview")
     if action == "more":
         form.add_operator_slots(len(form.operators) + 1)
-        return _rotation_page(form, province, rotation, operators)
+        return _rotation_page(form, scope, rotation, operators)
     preview = None
     if form.validate():
         try:
-            preview = _preview(form, province, rotation.id if rotation else None)
+            preview = _preview(form, scope, rotation.id if rotation else None)
         except services.RotaError as exc:
-            _form_error(form, exc.field, _rota_error_message(exc))
+            _form_error(form, exc.field, _rota_error_message(exc, scope))
     if preview is None:
-        return _rotation_page(form, province, rotation, operators, status=400)
+        return _rotation_page(form, scope, rotation, operators, status=400)
     if action != "save":
-        return _rotation_page(form, province, rotation, operators, preview=preview)
+        return _rotation_page(form, scope, rotation, operators, preview=preview)
     if request.form.get("previewed") != form.fingerprint():
         flash(_("Check the preview of these values, then save."), "error")
-        return _rotation_page(form, province, rotation, operators, preview=preview, status=400)
-    return _save_rotation(form, province, rotation, operators)
+        return _rotation_page(form, scope, rotation, operators, preview=preview, status=400)
+    return _save_rotation(form, scope, rotation, operators)
 
 
 def _save_rotation(
-    form: RotationForm, province: str, rotation: Rotation | None, operators: list[User]
+    form: RotationForm, scope: Scope, rotation: Rotation | None, operators: list[User]
 ) -> tuple[str, int] | WerkzeugResponse:
     session = get_session()
     values: dict[str, Any] = {
@@ -407,11 +461,11 @@ def _save_rotation(
         "end_date": form.end_date.data,
         "name": form.name.data or "",
     }
-    before = _gaps_now(province)
+    before = _gaps_now(scope)
     try:
         if rotation is None:
             saved = services.create_rotation(
-                session, actor=_user(), now=clock_now(), province=province, **values
+                session, actor=_user(), now=clock_now(), province=scope.province, **values
             )
         else:
             saved = services.update_rotation(
@@ -419,100 +473,104 @@ def _save_rotation(
             )
     except services.RotaError as exc:
         session.rollback()
-        _form_error(form, exc.field, _rota_error_message(exc))
-        return _rotation_page(form, province, rotation, operators, status=400)
-    _commit_and_warn(session, province, before)
+        _form_error(form, exc.field, _rota_error_message(exc, scope))
+        return _rotation_page(form, scope, rotation, operators, status=400)
+    _commit_and_warn(session, scope, before)
     flash(_("Rotation saved."), "success")
     shown = max(saved.start_date, _today())
-    return redirect(url_for("oncall.month", sigla=province, month=shown.strftime("%Y-%m")))
+    return redirect(url_for("oncall.month", sigla=scope.key, month=shown.strftime("%Y-%m")))
 
 
 @bp.route("/<sigla>/rotations/new", methods=["GET", "POST"])
 @login_required
 def new_rotation(sigla: str) -> tuple[str, int] | WerkzeugResponse:
-    province = _province(sigla, edit=True)
-    return _rotation_editor(province, None)
+    return _rotation_editor(_scope(sigla, edit=True), None)
 
 
 @bp.route(f"/<sigla>/rotations/<int(max={MAX_ID}):rotation_id>", methods=["GET", "POST"])
 @login_required
 def edit_rotation(sigla: str, rotation_id: int) -> tuple[str, int] | WerkzeugResponse:
-    province = _province(sigla, edit=True)
-    return _rotation_editor(province, _rotation_or_404(province, rotation_id))
+    scope = _scope(sigla, edit=True)
+    return _rotation_editor(scope, _rotation_or_404(scope, rotation_id))
 
 
 @bp.post(f"/<sigla>/rotations/<int(max={MAX_ID}):rotation_id>/end")
 @login_required
 def end_rotation(sigla: str, rotation_id: int) -> tuple[str, int] | WerkzeugResponse:
-    province = _province(sigla, edit=True)
-    rotation = _rotation_or_404(province, rotation_id)
+    scope = _scope(sigla, edit=True)
+    rotation = _rotation_or_404(scope, rotation_id)
     form = EndRotationForm()
     session = get_session()
     if form.validate():
-        before = _gaps_now(province)
+        before = _gaps_now(scope)
         try:
             services.update_rotation(
                 session, rotation, actor=_user(), now=clock_now(), end_date=form.end_date.data
             )
         except services.RotaError as exc:
             session.rollback()
-            flash(_rota_error_message(exc), "error")
+            flash(_rota_error_message(exc, scope), "error")
         else:
-            _commit_and_warn(session, province, before)
+            _commit_and_warn(session, scope, before)
             ends = format_date(form.end_date.data)
             flash(_("The rotation ends on %(day)s.", day=ends), "success")
-            return redirect(url_for("oncall.month", sigla=province))
+            return redirect(url_for("oncall.month", sigla=scope.key))
     for errors in form.errors.values():
         for message in errors:
             flash(str(message), "error")
-    return redirect(url_for("oncall.edit_rotation", sigla=province, rotation_id=rotation.id))
+    return redirect(url_for("oncall.edit_rotation", sigla=scope.key, rotation_id=rotation.id))
 
 
 @bp.post(f"/<sigla>/rotations/<int(max={MAX_ID}):rotation_id>/delete")
 @login_required
 def delete_rotation(sigla: str, rotation_id: int) -> WerkzeugResponse:
-    province = _province(sigla, edit=True)
-    rotation = _rotation_or_404(province, rotation_id)
+    scope = _scope(sigla, edit=True)
+    rotation = _rotation_or_404(scope, rotation_id)
     # CSRFProtect checks the token of every POST before the view runs.
     session = get_session()
-    before = _gaps_now(province)
+    before = _gaps_now(scope)
     services.delete_rotation(session, rotation, actor=_user(), now=clock_now())
-    _commit_and_warn(session, province, before)
+    _commit_and_warn(session, scope, before)
     flash(_("Rotation deleted."), "success")
-    return redirect(url_for("oncall.month", sigla=province))
+    return redirect(url_for("oncall.month", sigla=scope.key))
 
 
-def _gaps_now(province: str) -> list[tuple[datetime, datetime]]:
-    """The next 14 days' gaps before a change, to tell the change's own gaps apart."""
-    return notifications.current_gaps(get_session(), province=province, now=clock_now())
+def _gaps_now(scope: Scope) -> list[tuple[datetime, datetime]]:
+    """The next 14 days' primary gaps of a province, before a change, to tell the change's
+    own gaps apart; the coordinators' rota has none (nobody rostered: all are alerted)."""
+    if scope.province is None:
+        return []
+    return notifications.current_gaps(get_session(), province=scope.province, now=clock_now())
 
 
 def _commit_and_warn(
-    session: Session, province: str, before: list[tuple[datetime, datetime]]
+    session: Session, scope: Scope, before: list[tuple[datetime, datetime]]
 ) -> None:
     """Commit a rota change, then warn the other rota managers of any gap it opened."""
     session.commit()
+    if scope.province is None:
+        return
     notifications.warn_new_gaps(
         session,
         get_telephony(),
-        province=province,
+        province=scope.province,
         before=before,
         now=clock_now(),
         exclude_user_id=_user().id,
     )
 
 
-def _override_prefill(province: str) -> dict[str, Any]:
+def _override_prefill(scope: Scope) -> dict[str, Any]:
     """From and to of a swap on the day of the link: that day's hand-over to the next one."""
-    tier_text = request.args.get("tier", Tier.PRIMARY.value)
-    tier = Tier.BACKUP if tier_text == Tier.BACKUP.value else Tier.PRIMARY
+    tier_text = request.args.get("tier", "")
+    tier = next((t for t in scope.tiers if t.value == tier_text), scope.tiers[0])
     try:
         day = date.fromisoformat(request.args.get("day", ""))
     except ValueError:
         day = _today()
     if not rota_page.in_supported_range(day):
         day = _today()
-    rotations = rota_page.province_rotations(get_session(), province)
+    rotations = rota_page.province_rotations(get_session(), scope.province)
     at = rota_page.handover_for(rotations, tier, day)
     return {
         "tier": tier.value,
@@ -524,15 +582,17 @@ def _override_prefill(province: str) -> dict[str, Any]:
 @bp.route("/<sigla>/overrides/new", methods=["GET", "POST"])
 @login_required
 def new_override(sigla: str) -> tuple[str, int] | WerkzeugResponse:
-    province = _province(sigla, edit=True)
+    scope = _scope(sigla, edit=True)
     session = get_session()
-    operators = rota_page.province_operators(session, province)
+    operators = rota_page.province_operators(session, scope.province)
     if request.method == "GET":
-        form = OverrideForm(formdata=None, data=_override_prefill(province))
+        form = OverrideForm(formdata=None, data=_override_prefill(scope))
+        form.tier.choices = tier_choices(scope.tiers)
         form.set_operator_choices(operators)
-        return render_template("oncall/override_form.html", form=form, province=province), 200
+        return render_template("oncall/override_form.html", form=form, scope=scope), 200
 
     form = OverrideForm()
+    form.tier.choices = tier_choices(scope.tiers)
     form.set_operator_choices(operators)
     if form.validate():
         start = end = None
@@ -550,7 +610,7 @@ def new_override(sigla: str) -> tuple[str, int] | WerkzeugResponse:
                     session,
                     actor=_user(),
                     now=clock_now(),
-                    province=province,
+                    province=scope.province,
                     tier=form.tier.data,
                     user_id=int(form.user_id.data),
                     start=start,
@@ -559,7 +619,7 @@ def new_override(sigla: str) -> tuple[str, int] | WerkzeugResponse:
                 )
             except services.RotaError as exc:
                 session.rollback()
-                _form_error(form, exc.field, _rota_error_message(exc))
+                _form_error(form, exc.field, _rota_error_message(exc, scope))
             else:
                 session.commit()
                 flash(
@@ -569,11 +629,11 @@ def new_override(sigla: str) -> tuple[str, int] | WerkzeugResponse:
                 return redirect(
                     url_for(
                         "oncall.month",
-                        sigla=province,
+                        sigla=scope.key,
                         month=start.astimezone(ROME).strftime("%Y-%m"),
                     )
                 )
-    return render_template("oncall/override_form.html", form=form, province=province), 400
+    return render_template("oncall/override_form.html", form=form, scope=scope), 400
 
 
 def _nonexistent_message() -> str:
@@ -588,17 +648,21 @@ def _nonexistent_message() -> str:
 @bp.post(f"/<sigla>/overrides/<int(max={MAX_ID}):override_id>/delete")
 @login_required
 def delete_override(sigla: str, override_id: int) -> WerkzeugResponse:
-    province = _province(sigla, edit=True)
+    scope = _scope(sigla, edit=True)
     session = get_session()
     override = session.get(Override, override_id)
-    if override is None or override.province != province:
+    if (
+        override is None
+        or override.province != scope.province
+        or Tier(override.tier) not in scope.tiers
+    ):
         abort(404)
     month = override.start_at.astimezone(ROME).strftime("%Y-%m")
-    before = _gaps_now(province)
+    before = _gaps_now(scope)
     services.delete_override(session, override, actor=_user(), now=clock_now())
-    _commit_and_warn(session, province, before)
+    _commit_and_warn(session, scope, before)
     flash(_("Swap deleted."), "success")
-    return redirect(url_for("oncall.month", sigla=province, month=month))
+    return redirect(url_for("oncall.month", sigla=scope.key, month=month))
 
 
 @bp.get("/now")
