@@ -911,23 +911,37 @@ def add_override(
         created_at=now,
         created_by_id=_actor_id(actor),
     )
-    session.add(row)
-    session.flush()
-    audit.record(
-        session,
-        now=now,
-        action="create",
-        object_type="override",
-        object_id=row.id,
-        actor=actor,
-        fields=["reason"] if row.reason else [],
-        detail={"before": None, "after": _assignment_snapshot(row)},
+    _create_assignment(
+        session, row, "override", actor=actor, now=now, fields=["reason"] if row.reason else []
     )
     return row
 
 
 def delete_override(session: Session, override: Override, *, actor: Actor, now: datetime) -> None:
     _delete_assignment(session, override, "override", actor=actor, now=now)
+
+
+def _create_assignment(
+    session: Session,
+    row: Override | RotaShift,
+    kind: str,
+    *,
+    actor: Actor,
+    now: datetime,
+    fields: Sequence[str] = (),
+) -> None:
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        now=now,
+        action="create",
+        object_type=kind,
+        object_id=row.id,
+        actor=actor,
+        fields=fields,
+        detail={"before": None, "after": _assignment_snapshot(row)},
+    )
 
 
 def _delete_assignment(
@@ -971,17 +985,7 @@ def add_shift(
         created_at=now,
         created_by_id=_actor_id(actor),
     )
-    session.add(row)
-    session.flush()
-    audit.record(
-        session,
-        now=now,
-        action="create",
-        object_type="shift",
-        object_id=row.id,
-        actor=actor,
-        detail={"before": None, "after": _assignment_snapshot(row)},
-    )
+    _create_assignment(session, row, "shift", actor=actor, now=now)
     return row
 
 
