@@ -35,10 +35,15 @@ run: install
 	$(BIN)/ali run
 
 # Browser tests drive Debian's chromium; install it when missing (CI and dev machines are root).
+# They check every page with axe-core from npm, kept in node_modules/ (not committed).
+AXE_CORE_VERSION := 4.14.1
 browser:
 	@test -x /usr/bin/chromium || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "chromium is missing: sudo apt-get install -y chromium"; exit 1; fi; }
+	@grep -qs '"version": "$(AXE_CORE_VERSION)"' node_modules/axe-core/package.json || \
+		npm install --prefix "$(CURDIR)" --no-save --no-package-lock --no-audit --no-fund --silent \
+			axe-core@$(AXE_CORE_VERSION)
 
 lint: install
 	$(BIN)/ruff check .

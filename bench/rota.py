@@ -44,9 +44,10 @@ from alembic import command  # noqa: E402 -- after the path set-up above
 from core.cli import alembic_config  # noqa: E402
 from core.db import UTCDateTime, make_engine  # noqa: E402
 from core.models import User  # noqa: E402
+from oncall.chain import on_call_chain, province_schedule  # noqa: E402
+from oncall.editing import create_rotation  # noqa: E402
 from oncall.models import Override, RotaShift  # noqa: E402
 from oncall.schedule import ROME, Tier  # noqa: E402
-from oncall.services import create_rotation, on_call_chain, province_schedule  # noqa: E402
 
 PROVINCES = ("BG", "BS", "CR", "LO", "LC", "MN", "PV")
 FIRST_DAY = date(2026, 1, 1)

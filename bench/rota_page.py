@@ -42,7 +42,7 @@ from core.clock import FrozenClock
 from core.config import load_settings
 from core.db import get_session
 from core.models import User
-from oncall import rota_page, services
+from oncall import editing, rota_page
 from oncall.schedule import ROME
 
 PROVINCE = "BS"
@@ -80,7 +80,7 @@ def seed(app: Flask) -> str:
         session.flush()
         ids = [person.id for person in operators]
         common = {"actor": manager, "now": NOW, "served": (PROVINCE,)}
-        services.create_rotation(
+        editing.create_rotation(
             session,
             **common,
             province=PROVINCE,
@@ -91,7 +91,7 @@ def seed(app: Flask) -> str:
             start_date=date(2025, 1, 6),
             end_date=date(2026, 9, 1),
         )
-        services.create_rotation(
+        editing.create_rotation(
             session,
             **common,
             province=PROVINCE,
@@ -101,7 +101,7 @@ def seed(app: Flask) -> str:
             period_days=1,
             start_date=date(2026, 9, 1),
         )
-        services.create_rotation(
+        editing.create_rotation(
             session,
             **common,
             province=PROVINCE,
@@ -111,7 +111,7 @@ def seed(app: Flask) -> str:
             period_days=7,
             start_date=date(2026, 9, 7),
         )
-        services.create_rotation(
+        editing.create_rotation(
             session,
             **common,
             province=None,
@@ -124,7 +124,7 @@ def seed(app: Flask) -> str:
         month_start = rota_page.local_midnight(MONTH)
         for _ in range(60):
             start = month_start + timedelta(hours=rng.randrange(0, 30 * 24))
-            services.add_override(
+            editing.add_override(
                 session,
                 **common,
                 province=PROVINCE,
@@ -136,7 +136,7 @@ def seed(app: Flask) -> str:
             )
         for _ in range(20):
             start = month_start + timedelta(hours=rng.randrange(0, 30 * 24))
-            services.add_shift(
+            editing.add_shift(
                 session,
                 **common,
                 province=PROVINCE,

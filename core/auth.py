@@ -1,9 +1,10 @@
-"""Authentication and authorisation: password hashing, login throttling, roles, idle timeout."""
+"""Authentication and authorisation: passwords, login throttling, roles, who may see and edit
+which province, idle timeout."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from functools import wraps
 from typing import ParamSpec, TypeVar
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import now as clock_now
-from core.config import Settings
+from core.config import Settings, get_settings
 from core.db import get_session
 from core.models import AuditEntry, Role, User
 
@@ -33,6 +34,8 @@ def use_password_hasher(hasher: PasswordHasher) -> None:
     global _hasher, _DUMMY_HASH  # noqa: PLW0603 -- process-wide hashing parameters
     _hasher = hasher
     _DUMMY_HASH = hasher.hash("not-a-real-password")
+
+
 IP_FAILURES_PER_WINDOW = 30
 MIN_PASSWORD_LENGTH = 12
 
@@ -137,6 +140,37 @@ def safe_next(target: str | None, default: str) -> str:
     return target if target is not None and is_safe_next(target) else default
 
 
+# ---------------------------------------------------------------------------------------
+# Who may see and edit what: the rules live here; views and services ask, never decide.
+
+
+def can_see_province(user: User, sigla: str) -> bool:
+    """Coordinators and admins see every province; everyone else the provinces they cover."""
+    return user.has_role(Role.COORDINATOR, Role.ADMIN) or sigla in user.provinces
+
+
+def visible_provinces(user: User, served: Iterable[str]) -> list[str]:
+    """The served provinces the user sees, in the order of ``served``."""
+    return [sigla for sigla in served if can_see_province(user, sigla)]
+
+
+def can_edit_rota(user: User, province: str | None) -> bool:
+    """Coordinators and admins edit every rota, the coordinators' own (``None``) included;
+    rota managers the rotas of the provinces they cover; nobody else any."""
+    if user.has_role(Role.COORDINATOR, Role.ADMIN):
+        return True
+    return province is not None and user.has_role(Role.ROTA_MANAGER) and province in user.provinces
+
+
+def editable_rotas(user: User, served: Iterable[str]) -> list[str]:
+    """The served provinces whose rota the user edits (and whose calendar feeds they manage)."""
+    return [sigla for sigla in served if can_edit_rota(user, sigla)]
+
+
+# ---------------------------------------------------------------------------------------
+# View decorators and the session
+
+
 def login_required(view: Callable[P, R]) -> Callable[P, R]:
     """View decorator: any logged-in user."""
 
@@ -178,7 +212,7 @@ def _load_user(token: str) -> User | None:
 def _enforce_idle_timeout() -> None:
     if not current_user.is_authenticated:
         return
-    settings: Settings = current_app.extensions["ali.settings"]
+    settings = get_settings()
     now = clock_now()
     last = session.get("seen")
     idle_limit = settings.session_idle_minutes * 60

@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from flask import Flask, current_app
 
 from core.provinces import all_provinces
 
 DEFAULT_PROVINCES = ("BG", "BS", "CR", "LO", "LC", "MN", "PV")
+# Where create_app keeps the app's Settings; read them with get_settings().
+EXTENSION_KEY = "ali.settings"
 SCHEDULER_MODES = ("inprocess", "off")
 
 
@@ -67,12 +70,27 @@ class Settings:
     login_lockout_minutes: int = 15
     secure_cookies: bool = True
     trusted_proxies: int = 0
+    # Alert calls ring for less than a mobile takes to divert to voicemail.
+    ring_timeout_seconds: int = 18
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def telephony_backend(self) -> str:
         """Twilio when credentials are configured, else the sandbox outbox."""
         return "twilio" if self.twilio_account_sid else "sandbox"
+
+
+def get_settings(app: Flask | None = None) -> Settings:
+    """The Settings of ``app``, or of the current app (in a request, job or CLI command)."""
+    settings: Settings = (app or current_app).extensions[EXTENSION_KEY]
+    return settings
+
+
+def _ring_timeout(value: str | None) -> int:
+    seconds = _int("RING_TIMEOUT_SECONDS", value, 18)
+    if not 5 <= seconds <= 60:
+        raise SettingsError("ALI_RING_TIMEOUT_SECONDS must be between 5 and 60 seconds")
+    return seconds
 
 
 def _dev_secret(instance_path: Path, name: str, make: str) -> str:
@@ -149,6 +167,12 @@ def load_settings(
     if trusted_proxies < 0:
         raise SettingsError("ALI_TRUSTED_PROXIES must be 0 or more (the proxies in front of Ali)")
     public_url = (env.get("ALI_PUBLIC_URL", "").strip() or "http://127.0.0.1:5000").rstrip("/")
+    twilio_account_sid = env.get("ALI_TWILIO_ACCOUNT_SID", "").strip()
+    twilio_auth_tokens = _split(env.get("ALI_TWILIO_AUTH_TOKEN"))
+    if not twilio_auth_tokens and not twilio_account_sid and not production:
+        # The sandbox page signs the replies it simulates like Twilio would, so they go
+        # through the real signature check; production always has Twilio's own token.
+        twilio_auth_tokens = (_dev_secret(instance, "dev-twilio-auth-token", "token"),)
 
     return Settings(
         instance_path=instance,
@@ -157,8 +181,8 @@ def load_settings(
         public_url=public_url,
         encryption_keys=keys,
         production=production,
-        twilio_account_sid=env.get("ALI_TWILIO_ACCOUNT_SID", "").strip(),
-        twilio_auth_tokens=_split(env.get("ALI_TWILIO_AUTH_TOKEN")),
+        twilio_account_sid=twilio_account_sid,
+        twilio_auth_tokens=twilio_auth_tokens,
         twilio_from_number=env.get("ALI_TWILIO_FROM_NUMBER", "").strip(),
         twilio_api_base=env.get("ALI_TWILIO_API_BASE", "").strip().rstrip("/"),
         scheduler=scheduler,
@@ -169,6 +193,7 @@ def load_settings(
             "LOGIN_LOCKOUT_MINUTES", env.get("ALI_LOGIN_LOCKOUT_MINUTES"), 15
         ),
         trusted_proxies=trusted_proxies,
+        ring_timeout_seconds=_ring_timeout(env.get("ALI_RING_TIMEOUT_SECONDS")),
         secure_cookies=_bool(
             "SECURE_COOKIES", env.get("ALI_SECURE_COOKIES"), public_url.startswith("https://")
         ),

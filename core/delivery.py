@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
+from flask import Flask
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -93,3 +95,17 @@ def record_status(
     if answered_by:
         row.answered_by = answered_by
     return row
+
+
+# A feature that sent something learns its outcome through a listener, called in the
+# callback's transaction: core never imports the features (routing registers its pages).
+StatusListener = Callable[[Session, DeliveryStatus, datetime], None]
+
+
+def add_status_listener(app: Flask, listener: StatusListener) -> None:
+    app.extensions.setdefault("ali.status_listeners", []).append(listener)
+
+
+def notify_listeners(app: Flask, session: Session, row: DeliveryStatus, now: datetime) -> None:
+    for listener in app.extensions.get("ali.status_listeners", []):
+        listener(session, row, now)

@@ -24,6 +24,8 @@ def demo_users(provinces: tuple[str, ...]) -> list[dict[str, object]]:
             "name": "Chiara Coordinatrice",
             "roles": ["coordinator"],
             "provinces": [],
+            # The last tier of every escalation: without a phone the demo's would page nobody.
+            "phone": f"{DEMO_PHONE_PREFIX}990",
         },
     ]
     for index, sigla in enumerate(provinces):

@@ -1,14 +1,28 @@
-"""Tables of the shared infrastructure: users, the audit log, the worker heartbeat, the outbox."""
+"""Tables of the shared infrastructure: users, audit log, worker heartbeat, outbox, claims."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    bindparam,
+    cast,
+    select,
+)
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.db import Base, utc_now_default
 
@@ -66,12 +80,53 @@ class User(Base):
     def has_role(self, *roles: Role) -> bool:
         return any(role.value in self.roles for role in roles)
 
+    @classmethod
+    def role_clause(cls, role: Role) -> ColumnElement[bool]:
+        """SQL for `has_role`: ``roles`` is a JSON list of role codes, so the stored text
+        holds the code in double quotes (and no code is part of another)."""
+        return cast(cls.roles, Text).contains(f'"{role.value}"', autoescape=True)
+
+    @hybrid_property
+    def can_be_paged(self) -> bool:
+        """Ali may send this person alerts: active, with a phone number they verified."""
+        return self.active and bool(self.phone) and self.phone_verified_at is not None
+
+    @can_be_paged.inplace.expression
+    @classmethod
+    def _can_be_paged_clause(cls) -> ColumnElement[bool]:
+        return and_(
+            cls.active.is_(True),
+            cls.phone.is_not(None),
+            cls.phone != "",
+            cls.phone_verified_at.is_not(None),
+        )
+
     def covers_province(self, sigla: str) -> bool:
         """Coordinators and admins see every province; others only their own."""
         return self.has_role(Role.COORDINATOR, Role.ADMIN) or sigla in self.provinces
 
     def new_session_token(self) -> None:
         self.session_token = _session_token()
+
+
+# Built once: the router looks up the people on call at every escalation step.
+_USERS_BY_ID = select(User).where(User.id.in_(bindparam("ids", expanding=True)))
+
+
+def users_with_role(session: Session, role: Role, *, active: bool = True) -> list[User]:
+    """The users with a role (only the active ones unless ``active=False``), by id."""
+    query = select(User).where(User.role_clause(role)).order_by(User.id)
+    if active:
+        query = query.where(User.active.is_(True))
+    return list(session.scalars(query))
+
+
+def users_by_id(session: Session, ids: Iterable[int]) -> dict[int, User]:
+    """The users with these ids (one query), by id; ids with no user are left out."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    return {user.id: user for user in session.scalars(_USERS_BY_ID, {"ids": wanted})}
 
 
 class AuditEntry(Base):
@@ -134,3 +189,17 @@ class DeliveryStatus(Base):
     answered_by: Mapped[str | None] = mapped_column(String(30))
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime]
+
+
+class SentNotification(Base):
+    """One claimed "send this once" key (a reminder, a warning...): see core.claims."""
+
+    __tablename__ = "sent_notifications"
+    __table_args__ = (UniqueConstraint("key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(40))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    provider_id: Mapped[str | None] = mapped_column(String(40))
+    sent_at: Mapped[datetime]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Flask, current_app
-from flask_babel import get_locale
 from flask_babel.speaklater import LazyString
 from flask_login import current_user
 
+from core.i18n import current_locale
 from core.models import Role, User
 
 
@@ -29,10 +29,6 @@ def nav_items() -> list[NavItem]:
     user: User = current_user
     items: list[NavItem] = current_app.extensions.get("ali.nav", [])
     return [i for i in items if not i.roles or user.has_role(Role.ADMIN, *i.roles)]
-
-
-def current_locale() -> str:
-    return str(get_locale() or "it")
 
 
 def init_app(app: Flask) -> None:

@@ -18,8 +18,3 @@ def normalise_phone(raw: str, region: str = "IT") -> str:
     if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
         raise InvalidPhone("not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def mask_phone(e164: str) -> str:
-    """Last three digits only, for pages and logs that must not show a whole number."""
-    return "•••" + e164[-3:] if len(e164) > 3 else "•••"

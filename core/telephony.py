@@ -58,6 +58,11 @@ class Telephony(Protocol):
         """Place one call that fetches its TwiML from `url`; returns the provider's call id."""
         ...
 
+    def update_call(self, sid: str, *, status: str | None = None, url: str | None = None) -> None:
+        """End a live call (`status` "completed", or "canceled" while it rings) or send it to
+        new TwiML at `url`."""
+        ...
+
 
 class RedirectingHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio is untyped
     """Sends the real client's requests to another base URL (a local stand-in in tests)."""
@@ -134,6 +139,18 @@ class TwilioTelephony:
             raise _as_error(exc) from exc
         return str(call.sid)
 
+    def update_call(self, sid: str, *, status: str | None = None, url: str | None = None) -> None:
+        kwargs: dict[str, Any] = {}
+        if status:
+            kwargs["status"] = status
+        if url:
+            kwargs["url"] = url
+            kwargs["method"] = "POST"
+        try:
+            self.client.calls(sid).update(**kwargs)
+        except (TwilioException, requests.RequestException) as exc:
+            raise _as_error(exc) from exc
+
 
 def _as_error(exc: Exception) -> TelephonyError:
     code = getattr(exc, "code", None)
@@ -194,6 +211,11 @@ class SandboxTelephony:
                 "timeout": timeout_seconds,
             },
         )
+
+
+    def update_call(self, sid: str, *, status: str | None = None, url: str | None = None) -> None:
+        # The sandbox's calls are never live: there is nothing to end or redirect.
+        log.info("sandbox: call %s updated (status=%s, redirected=%s)", sid, status, bool(url))
 
 
 def build_telephony(settings: Settings, sessions: sessionmaker[Session], clock: Clock) -> Telephony:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from flask import abort, current_app, request
+from flask import Response, abort, current_app, request
 from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.config import Settings
@@ -41,6 +43,13 @@ def signature_is_valid() -> bool:
     )
 
 
+def twilio_signature(token: str, url: str, params: Mapping[str, str]) -> str:
+    """The X-Twilio-Signature Twilio would send with `params` posted to `url` (the sandbox
+    page signs its simulated webhooks with it, so they pass the real check)."""
+    signature: str = RequestValidator(token).compute_signature(url, dict(params))
+    return signature
+
+
 def twilio_signed(view: Callable[P, R]) -> Callable[P, R]:
     """Refuse (403) any request not signed by Twilio with one of our auth tokens."""
 
@@ -59,3 +68,37 @@ def twilio_signed(view: Callable[P, R]) -> Callable[P, R]:
         return view(*args, **kwargs)
 
     return wrapped
+
+
+# --- TwiML answers ---------------------------------------------------------------------------
+# Twilio's own builders escape every text they are given: spoken and texted words are safe.
+
+
+def _xml(document: VoiceResponse | MessagingResponse) -> Response:
+    return Response(str(document), mimetype="text/xml")
+
+
+def message_reply(text: str | None) -> Response:
+    """The answer to an inbound SMS: one reply message, or none."""
+    document = MessagingResponse()
+    if text:
+        document.message(text)
+    return _xml(document)
+
+
+def say_and_hang_up(text: str, *, language: str) -> Response:
+    document = VoiceResponse()
+    document.say(text, language=language)
+    document.hangup()
+    return _xml(document)
+
+
+def gather_one_digit(
+    prompt: str, *, language: str, action: str, after: str, timeout_seconds: int = 6
+) -> Response:
+    """Say `prompt` while waiting for one key, posted to `action`; with no key, go to `after`."""
+    document = VoiceResponse()
+    gather = document.gather(num_digits=1, action=action, method="POST", timeout=timeout_seconds)
+    gather.say(prompt, language=language)
+    document.redirect(after, method="POST")
+    return _xml(document)

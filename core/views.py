@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from flask import (
@@ -33,11 +34,22 @@ from core.auth import (
     safe_next,
 )
 from core.clock import now as clock_now
-from core.config import Settings
+from core.config import get_settings
 from core.db import get_session
 from core.forms import LanguageForm, LoginForm
-from core.i18n import LANGUAGES
-from core.models import OutboxMessage, Role, User, WorkerHeartbeat
+from core.i18n import LANGUAGES, set_user_locale
+from core.models import DeliveryStatus, OutboxMessage, Role, WorkerHeartbeat
+from core.sandbox import (
+    CALL_ACTIONS,
+    CALL_OVER,
+    MAX_REPLY,
+    Exchange,
+    Outgoing,
+    SandboxError,
+    SandboxPhone,
+    local_link,
+    record_exchange,
+)
 from core.scheduler import HEARTBEAT_FRESH
 
 log = logging.getLogger(__name__)
@@ -58,11 +70,10 @@ def login() -> str | WerkzeugResponse | tuple[str, int]:
         return redirect(safe_next(next_url, url_for("core.home")))
     if form.validate_on_submit():
         db = get_session()
-        settings: Settings = current_app.extensions["ali.settings"]
         try:
             user = authenticate(
                 db,
-                settings=settings,
+                settings=get_settings(),
                 email=form.email.data,
                 password=form.password.data,
                 now=clock_now(),
@@ -100,9 +111,9 @@ def language() -> WerkzeugResponse:
     if form.validate_on_submit() and form.lang.data in LANGUAGES:
         session["lang"] = form.lang.data
         if current_user.is_authenticated:
-            user: User = current_user
-            user.locale = form.lang.data
-            get_session().commit()
+            db = get_session()
+            set_user_locale(db, user=current_user, locale=form.lang.data, now=clock_now())
+            db.commit()
     target = request.form.get("next")
     return redirect(safe_next(target, url_for("core.home")))
 
@@ -145,10 +156,87 @@ def readyz() -> tuple[Response, int]:
 @bp.get("/sandbox")
 @roles_required(Role.ADMIN)
 def sandbox() -> str:
-    settings: Settings = current_app.extensions["ali.settings"]
-    if settings.telephony_backend != "sandbox":
+    """The outbox, newest first, with what each message's phone did and Ali answered."""
+    if get_settings().telephony_backend != "sandbox":
         abort(404)
-    messages = get_session().scalars(
-        select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(200)
+    db = get_session()
+    messages = list(db.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(200)))
+    sids = [message.sid for message in messages]
+    found = db.scalars(select(DeliveryStatus).where(DeliveryStatus.sid.in_(sids)))
+    statuses = {row.sid: row for row in found}
+    public_url = get_settings().public_url
+    links = {message.id: local_link(message.body, public_url) for message in messages}
+    return render_template(
+        "core/sandbox.html",
+        messages=messages,
+        statuses=statuses,
+        links=links,
+        call_over=CALL_OVER,
+        max_reply=MAX_REPLY,
     )
-    return render_template("core/sandbox.html", messages=list(messages))
+
+
+@bp.post("/sandbox/<int:message_id>/reply")
+@roles_required(Role.ADMIN)
+def sandbox_reply(message_id: int) -> WerkzeugResponse:
+    """Ali receives a reply to an outbox SMS, as if its phone had texted back."""
+    outgoing = _sandbox_outgoing(message_id, "sms")
+    body = request.form.get("body", "").strip()
+    if not body or len(body) > MAX_REPLY:
+        flash(_("Write a reply of at most %(count)d characters.", count=MAX_REPLY), "error")
+        return _back_to_sandbox(message_id)
+    return _simulate(outgoing, lambda phone: phone.reply(outgoing, body))
+
+
+@bp.post("/sandbox/<int:message_id>/call")
+@roles_required(Role.ADMIN)
+def sandbox_call(message_id: int) -> WerkzeugResponse:
+    """An outbox call is answered (a key pressed), taken by voicemail or never answered."""
+    outgoing = _sandbox_outgoing(message_id, "call")
+    action = request.form.get("action", "")
+    if action not in CALL_ACTIONS:
+        abort(400)
+    return _simulate(outgoing, lambda phone: phone.answer_call(outgoing, action))
+
+
+def _sandbox_outgoing(message_id: int, kind: str) -> Outgoing:
+    if get_settings().telephony_backend != "sandbox":
+        abort(404)
+    db = get_session()
+    message = db.get(OutboxMessage, message_id)
+    if message is None or message.kind != kind:
+        abort(404)
+    outgoing = Outgoing.of(message)
+    # Ali answers the simulated request in transactions of its own; on SQLite this one
+    # would hold the write lock they need.
+    db.commit()
+    return outgoing
+
+
+def _simulate(outgoing: Outgoing, act: Callable[[SandboxPhone], Exchange]) -> WerkzeugResponse:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        exchange = act(SandboxPhone(app, get_settings()))
+    except SandboxError as exc:
+        log.warning("sandbox: simulation on outbox message %s failed", outgoing.id)
+        flash(_("The sandbox could not do it: %(reason)s", reason=str(exc)), "error")
+        return _back_to_sandbox(outgoing.id)
+    db = get_session()
+    record_exchange(db, outgoing.id, exchange, clock_now())
+    db.commit()
+    log.info("sandbox: %s on outbox message %s", exchange.action, outgoing.id)
+    if exchange.action == "no-answer":
+        flash(_("The call rang out unanswered: Ali was told (no-answer)."), "success")
+    elif exchange.action == "voicemail":
+        flash(_("Voicemail took the call: Ali counts it as not reached."), "success")
+    elif not exchange.answer:
+        flash(_("Ali sent no answer."), "success")
+    elif exchange.action == "reply":
+        flash(_("Ali replied: %(text)s", text=exchange.answer), "success")
+    else:
+        flash(_("Ali said: %(text)s", text=exchange.answer), "success")
+    return _back_to_sandbox(outgoing.id)
+
+
+def _back_to_sandbox(message_id: int) -> WerkzeugResponse:
+    return redirect(url_for("core.sandbox", _anchor=f"outbox-{message_id}"))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from core.clock import now as clock_now
 from core.db import get_session
-from core.delivery import UnknownStatus, record_status
+from core.delivery import UnknownStatus, notify_listeners, record_status
 from core.twilio import twilio_signed
 
 log = logging.getLogger(__name__)
@@ -52,18 +52,20 @@ def status() -> tuple[Response | str, int]:
         return "malformed MessageSid/CallSid", 400
     answered_by = request.form.get("AnsweredBy")
     db = get_session()
+    now = clock_now()
     try:
         row = record_status(
             db,
             sid=sid,
             status=value,
-            now=clock_now(),
+            now=now,
             error_code=_error_code(request.form.get("ErrorCode")),
             answered_by=answered_by if answered_by in ANSWERED_BY else None,
         )
     except UnknownStatus:
         log.warning("unknown status %r for %s", value, sid)
         return "unknown status", 400
+    notify_listeners(current_app, db, row, now)
     db.commit()
     log.info("status %s for %s (now %s)", value, sid, row.status)
     return "", 204

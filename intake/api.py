@@ -18,13 +18,14 @@ from core.clock import now as clock_now
 from core.db import get_session, serialised_writes
 from core.models import User
 from core.provinces import lookup_province
-from intake.models import Case
 from intake.openapi import openapi_document
 from intake.services import (
     AlreadyReceived,
+    BroughtBy,
     Caller,
-    HandoffOutcome,
+    OpenedCase,
     RateLimited,
+    ReceivedHandoff,
     Unauthorised,
     authenticate,
     count_request,
@@ -41,7 +42,10 @@ from intake.validation import (
     parse_body,
     validate_handoff,
 )
-from routing.services import on_call_now
+from oncall.chain import on_call_chain
+from routing.dispatch import FollowUp
+from routing.followup import after_response
+from routing.models import Case, Channel
 
 log = logging.getLogger(__name__)
 
@@ -164,26 +168,34 @@ def _receive(
         return _commit_counted(session, caller, now, _invalid(errors))
 
     try:
-        # Counts the request in the source's window too (in the same statement, on PostgreSQL).
         outcome = open_case(
-            session, caller=caller, handoff=handoff, payload=raw.decode("utf-8"), now=now
+            session,
+            channel=Channel.WEBHOOK,
+            brought_by=BroughtBy.source(caller),
+            fields=handoff,
+            now=now,
+            handoff=ReceivedHandoff(
+                source_id=caller.source_id,
+                external_id=handoff.external_id,
+                payload=raw.decode("utf-8"),
+            ),
         )
-    except RateLimited as exc:
-        session.rollback()
-        return _rate_limited(exc)
     except AlreadyReceived:
         # Sent before: undo this attempt (its case number too) and answer with the first case.
         session.rollback()
         outcome = replayed_handoff(session, caller=caller, external_id=handoff.external_id, now=now)
         body = _handoff_body(outcome) | {"duplicate": True}
         return _commit_counted(session, caller, now, (jsonify(body), 200))
-    session.commit()
     response = jsonify(_handoff_body(outcome))
     response.headers["Location"] = f"{bp.url_prefix}/handoffs/{quote(handoff.external_id, '')}"
-    return response, 201
+    answer = _commit_counted(session, caller, now, (response, 201))
+    if answer[1] == 201 and outcome.dispatch_id is not None and outcome.pages_queued:
+        # The first pages go out once the answer is on its way, not at the next tick.
+        after_response(FollowUp(to_send={outcome.dispatch_id}))
+    return answer
 
 
-def _handoff_body(outcome: HandoffOutcome) -> dict[str, Any]:
+def _handoff_body(outcome: OpenedCase) -> dict[str, Any]:
     return {
         "case": outcome.reference,
         "province": outcome.province,
@@ -223,6 +235,7 @@ def get_handoff(external_id: str) -> Answer:
         "case": case.reference,
         "status": case.status,
         "province": case.province,
+        "accepted": accepted_by is not None,
         "accepted_by": accepted_by.display_name if accepted_by is not None else None,
         "accepted_at": case.accepted_at.isoformat() if case.accepted_at else None,
     }
@@ -247,7 +260,7 @@ def get_on_call() -> Answer:
     if found.sigla not in _settings_provinces():
         error = FieldError("province", f"{found.sigla} is not served by this instance of Ali")
         return _commit_counted(session, caller, now, _invalid([error]))
-    chain = on_call_now(session, province=found.sigla, at=now)
+    chain = on_call_chain(session, province=found.sigla, at=now)
     audit.record(
         session,
         now=now,

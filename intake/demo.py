@@ -61,9 +61,16 @@ def seed_intake(app: Flask) -> None:
             issued = None
         else:
             issued = create_source(db, name=DEMO_SOURCE, now=now)
+    next_step = (
+        f"Then open {settings.public_url}/sandbox as admin@ali.example: the alert SMS and call "
+        "to whoever is on call are there; reply 1 or press 1 for them to accept the case."
+        if settings.telephony_backend == "sandbox"
+        else "Its alerts go out through Twilio to whoever is on call."
+    )
     if issued is None:
         click.echo(f"demo source {DEMO_SOURCE} already exists; its hand-off snippet is in {path}")
         click.echo(f"(for a new secret: ali sources rotate {DEMO_SOURCE})")
+        click.echo(next_step)
         return
     snippet = handoff_snippet(
         url=f"{settings.public_url}/api/v1/handoffs",
@@ -86,3 +93,4 @@ def seed_intake(app: Flask) -> None:
     click.echo("")
     click.echo(snippet)
     click.echo("")
+    click.echo(next_step)

@@ -7,16 +7,7 @@ import functools
 from enum import StrEnum
 from typing import Any
 
-from intake.models import (
-    AgeBand,
-    CaseStatus,
-    Exploitation,
-    Gender,
-    Minor,
-    Need,
-    ReporterType,
-    Urgency,
-)
+from intake.models import AgeBand, Exploitation, Gender, Minor, Need, ReporterType
 from intake.signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from intake.validation import (
     MAX_BODY_BYTES,
@@ -26,6 +17,7 @@ from intake.validation import (
     MAX_PLACE,
     MAX_SUMMARY,
 )
+from routing.models import CaseStatus, Urgency
 from routing.places import ProvinceSource
 
 API_VERSION = "1.0.0"

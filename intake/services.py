@@ -16,47 +16,27 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
-    JSON,
     ColumnElement,
     Executable,
-    Integer,
-    Select,
     Table,
-    Text,
     bindparam,
-    func,
     insert,
-    literal_column,
     select,
-    true,
-    union_all,
 )
 from sqlalchemy import case as sql_case
-from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import ROME
 from core.models import AuditEntry, User
-from intake.models import (
-    DEFAULT_RATE_LIMIT,
-    Case,
-    CaseEvent,
-    CaseEventKind,
-    CaseSequence,
-    CaseStatus,
-    Channel,
-    Handoff,
-    Source,
-    SourceRateWindow,
-    SourceSecret,
-)
+from intake.models import DEFAULT_RATE_LIMIT, Handoff, Source, SourceRateWindow, SourceSecret
 from intake.signing import signature_matches, timestamp_is_fresh
-from intake.validation import HandoffInput
+from intake.validation import CaseFields
+from routing.dispatch import start_dispatch
+from routing.models import Case, CaseEvent, CaseEventKind, CaseSequence, CaseStatus, Channel
 from routing.places import ProvinceSource
-from routing.services import has_rota, primary_for
+from routing.services import chain_for, has_rota
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +86,6 @@ class Caller:
     @property
     def actor(self) -> str:
         return f"source:{self.name}"
-
-
-@dataclass(frozen=True)
-class HandoffOutcome:
-    """What the sender is told: the case its hand-off opened (now, or the first time)."""
-
-    case_id: int
-    reference: str
-    province: str | None
-    province_source: str
-    status: str
-    on_call: User | None  # the primary the case was routed to, if any
-    duplicate: bool
 
 
 # --- sources and secrets ------------------------------------------------------------------
@@ -291,12 +258,6 @@ _AUDIT = cast(Table, AuditEntry.__table__)
 _RATE = cast(Table, SourceRateWindow.__table__)
 _SOURCES = cast(Table, Source.__table__)
 _SECRETS = cast(Table, SourceSecret.__table__)
-# Columns of a case given by the hand-off (the reference is made from the sequence).
-_CASE_COLUMNS = tuple(c for c in _CASES.c if c.name not in {"id", "reference"})
-_HANDOFF_COLUMNS = ("source_id", "external_id", "payload", "received_at")
-_EVENT_COLUMNS = ("case_id", "at", "kind", "actor", "data")
-_EVENT_KINDS = ("created", "routed")  # parameter prefixes of the two events too
-_AUDIT_COLUMNS = tuple(c.name for c in _AUDIT.c if c.name != "id")
 
 
 @dataclass(frozen=True)
@@ -312,9 +273,8 @@ class _Statements:
     next_number: Executable
     insert_case: Executable
     claim_handoff: Executable
-    insert_events: Executable
+    insert_event: Executable
     insert_audit: Executable
-    open_case: Executable | None  # PostgreSQL: all of a new case's writes in one statement
 
 
 def _count_update(excluded: Any) -> dict[str, ColumnElement[Any]]:
@@ -326,13 +286,6 @@ def _count_update(excluded: Any) -> dict[str, ColumnElement[Any]]:
         ),
         "window_start": excluded.window_start,
     }
-
-
-def _typed(name: str, column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """A bound parameter with the column's type (bind processing, e.g. the encryption of an
-    EncryptedText, applies; SQLAlchemy's psycopg dialect renders it as `%(name)s::TYPE`, so
-    PostgreSQL knows its type in a SELECT list)."""
-    return bindparam(name, type_=column.type)
 
 
 @functools.cache
@@ -371,134 +324,8 @@ def _statements_for(dialect: str) -> _Statements:
         claim_handoff=claim.on_conflict_do_nothing(
             index_elements=[_HANDOFFS.c.source_id, _HANDOFFS.c.external_id]
         ).returning(_HANDOFFS.c.id),
-        # Both events of a new case in one multi-row INSERT.
-        insert_events=insert(_EVENTS).values(
-            [
-                {
-                    name: bindparam(f"{kind}_{name}", type_=_EVENTS.c[name].type)
-                    for name in _EVENT_COLUMNS
-                }
-                for kind in _EVENT_KINDS
-            ]
-        ),
+        insert_event=insert(_EVENTS),
         insert_audit=insert(_AUDIT),
-        open_case=_open_case_statement() if dialect == "postgresql" else None,
-    )
-
-
-def _open_case_statement() -> Executable:
-    """PostgreSQL: a new case's writes in ONE statement of data-modifying CTEs, one round trip
-    instead of six. Each CTE reads the rows of the one before, so PostgreSQL runs them in the
-    order the other path does: the sequence number, the case, the hand-off claimed with
-    ON CONFLICT DO NOTHING (a twin that got there first leaves it empty, and with it every CTE
-    after it), the two events and the audit entry, and last the request counted in the
-    source's window (that row stays locked until the commit, which comes right after)."""
-    # VALUES rather than SELECT lists: the statement stays short enough for psycopg to cache
-    # its conversion (MAX_STATEMENT_LENGTH; a test keeps it there).
-    number = (
-        postgresql.insert(_SEQUENCES)
-        .values(
-            province=_typed("s_province", _SEQUENCES.c.province),
-            year=_typed("s_year", _SEQUENCES.c.year),
-            last=literal_column("1", Integer),
-        )
-        .on_conflict_do_update(
-            index_elements=[_SEQUENCES.c.province, _SEQUENCES.c.year],
-            set_={"last": _SEQUENCES.c.last + 1},
-        )
-        .returning(_SEQUENCES.c.last)
-        .cte("number")
-    )
-    digits = sql_cast(number.c.last, Text)
-    # `BS-2026-` + the number, zero-padded to four digits (Python's `:04d`).
-    reference = bindparam("prefix", type_=Text).op("||")(
-        func.lpad(
-            digits, func.greatest(literal_column("4"), func.length(digits)), literal_column("'0'")
-        )
-    )
-    new_case = (
-        insert(_CASES)
-        .values(
-            reference=select(reference).scalar_subquery(),
-            **{c.name: _typed(f"c_{c.name}", c) for c in _CASE_COLUMNS},
-        )
-        .returning(_CASES.c.id, _CASES.c.reference)
-        .cte("new_case")
-    )
-    claimed = (
-        postgresql.insert(_HANDOFFS)
-        .values(
-            case_id=select(new_case.c.id).scalar_subquery(),
-            **{name: _typed(f"h_{name}", _HANDOFFS.c[name]) for name in _HANDOFF_COLUMNS},
-        )
-        .on_conflict_do_nothing(index_elements=[_HANDOFFS.c.source_id, _HANDOFFS.c.external_id])
-        .returning(_HANDOFFS.c.id)
-        .cte("claimed")
-    )
-    both = new_case.join(claimed, true())
-
-    def key(name: str) -> ColumnElement[Any]:
-        return literal_column(f"'{name}'", Text)  # a constant of this module, never input
-
-    def with_handoff_id(name: str) -> ColumnElement[Any]:
-        # The object made in Python, plus "handoff_id": the claimed row's id.
-        merged = sql_cast(bindparam(name, type_=JSON), JSONB).op("||")(
-            func.jsonb_build_object(key("handoff_id"), claimed.c.id)
-        )
-        return sql_cast(merged, JSON)
-
-    def event(kind: str) -> Select[Any]:
-        data = (
-            with_handoff_id(f"{kind}_data")
-            if kind == "created"
-            else _typed(f"{kind}_data", _EVENTS.c.data)
-        )
-        return select(
-            new_case.c.id,
-            _typed(f"{kind}_at", _EVENTS.c.at),
-            _typed(f"{kind}_kind", _EVENTS.c.kind),
-            _typed(f"{kind}_actor", _EVENTS.c.actor),
-            data,
-        ).select_from(both)
-
-    events = insert(_EVENTS).from_select(
-        list(_EVENT_COLUMNS), union_all(*(event(kind) for kind in _EVENT_KINDS))
-    )
-    audit_values = {
-        name: _typed(f"a_{name}", _AUDIT.c[name])
-        for name in _AUDIT_COLUMNS
-        if name not in {"object_id", "detail"}
-    }
-    audit_values["object_id"] = sql_cast(new_case.c.id, _AUDIT.c.object_id.type)
-    audit_values["detail"] = sql_cast(
-        func.jsonb_build_object(
-            key("reference"), new_case.c.reference, key("handoff_id"), claimed.c.id
-        ),
-        JSON,
-    )
-    audit_entry = insert(_AUDIT).from_select(
-        list(audit_values), select(*audit_values.values()).select_from(both)
-    )
-    rate = postgresql.insert(_RATE)
-    counted = (
-        rate.from_select(
-            ["source_id", "window_start", "count"],
-            select(
-                _typed("r_source_id", _RATE.c.source_id),
-                _typed("r_window_start", _RATE.c.window_start),
-                literal_column("1", Integer),
-            ).select_from(claimed),
-        )
-        .on_conflict_do_update(
-            index_elements=[_RATE.c.source_id], set_=_count_update(rate.excluded)
-        )
-        .returning(_RATE.c.count)
-        .cte("counted")
-    )
-    return (
-        select(new_case.c.id, new_case.c.reference, claimed.c.id, counted.c.count)
-        .select_from(new_case.outerjoin(claimed, true()).outerjoin(counted, true()))
-        .add_cte(events.cte("events"), audit_entry.cte("audit_entry"))
     )
 
 
@@ -506,27 +333,48 @@ def _statements(session: Session) -> _Statements:
     return _statements_for(session.get_bind().dialect.name)
 
 
-# --- hand-offs and cases -------------------------------------------------------------------
+# --- opening a case --------------------------------------------------------------------------
 
 
-def _reference_parts(province: str | None, now: datetime) -> tuple[str, int]:
-    """(sigla, year): XX when unresolved, the year in Rome of receipt."""
-    return province or UNRESOLVED_PREFIX, now.astimezone(ROME).year
+@dataclass(frozen=True)
+class BroughtBy:
+    """Who brought a case to Ali: an API source, a partner's phone, or a logged-in user."""
+
+    actor: str  # as events and audit entries name them: source:numero-verde, user:12, phone
+    source_id: int | None = None
+    user_id: int | None = None
+
+    @classmethod
+    def source(cls, caller: Caller) -> BroughtBy:
+        return cls(actor=caller.actor, source_id=caller.source_id)
+
+    @classmethod
+    def user(cls, user: User) -> BroughtBy:
+        return cls(actor=f"user:{user.id}", user_id=user.id)
 
 
-def next_reference(session: Session, *, province: str | None, now: datetime) -> str:
-    """`BS-2026-0042`: province (XX when unresolved), year in Rome of receipt, sequence.
+@dataclass(frozen=True)
+class ReceivedHandoff:
+    """The hand-off row of a case that came with one: stored once per (source, external_id)."""
 
-    The row of (province, year) is upserted in the case's own transaction: PostgreSQL locks it
-    until the commit and SQLite serialises writers, so two cases never share a number.
-    """
-    sigla, year = _reference_parts(province, now)
-    number: int = (
-        session.connection()
-        .execute(_statements(session).next_number, {"province": sigla, "year": year, "last": 1})
-        .scalar_one()
-    )
-    return f"{sigla}-{year}-{number:04d}"
+    source_id: int
+    external_id: str
+    payload: str  # the body exactly as received (encrypted at rest)
+
+
+@dataclass(frozen=True)
+class OpenedCase:
+    """What the edge tells the sender: the case opened (now, or by the first identical try)."""
+
+    case_id: int
+    reference: str
+    province: str | None
+    province_source: str
+    status: str
+    on_call: User | None  # the primary the case was routed to, if any
+    duplicate: bool
+    dispatch_id: int | None = None
+    pages_queued: int = 0  # pages of the dispatch to send after the commit
 
 
 class AlreadyReceived(Exception):
@@ -534,144 +382,155 @@ class AlreadyReceived(Exception):
 
 
 def open_case(
-    session: Session, *, caller: Caller, handoff: HandoffInput, payload: str, now: datetime
-) -> HandoffOutcome:
-    """Open the case of a new hand-off, routed, store the hand-off pointing at it, and count
-    the request in the source's window (raises RateLimited past the limit: roll back).
+    session: Session,
+    *,
+    channel: Channel,
+    brought_by: BroughtBy,
+    fields: CaseFields,
+    now: datetime,
+    handoff: ReceivedHandoff | None = None,
+) -> OpenedCase:
+    """Open a case from any channel: its reference, its hand-off row where there is one, its
+    first events and audit entry, and — in the same transaction — its dispatch with the first
+    pages pending (the edge sends them after its commit: `routing.followup.after_response`).
 
-    Exactly once: the hand-off row goes in after the case with INSERT … ON CONFLICT DO NOTHING
-    on the unique (source, external_id). A twin that got there first (committed, or
-    committing: PostgreSQL makes this insert wait for it) leaves nothing inserted, and this
-    raises AlreadyReceived: the caller rolls the transaction back (case number included) and
-    answers with `replayed_handoff`. Prebuilt Core statements, no unit of work: this is the
-    hot path of the intake. On PostgreSQL the writes are one statement (see
-    `_open_case_statement`); on SQLite, where statements are calls into the same process and
-    writers are serialised anyway, they are five.
+    Exactly once per (source, external_id): the hand-off row goes in after the case with
+    INSERT … ON CONFLICT DO NOTHING on that unique pair. A twin that got there first
+    (committed, or committing: PostgreSQL makes this insert wait for it) leaves nothing
+    inserted, and this raises AlreadyReceived: the caller rolls back (the case number too)
+    and answers with `replayed_handoff`.
+
+    The case's rows go in as prebuilt Core statements (this is the intake's hot path); the
+    dispatch is routing's, through its service.
     """
-    resolution = handoff.resolution
-    routed_to_rota = has_rota(resolution)
-    primary = primary_for(session, resolution=resolution, at=now)
+    resolution = fields.resolution
+    chain = chain_for(session, resolution=resolution, at=now)
+    primary = chain.primary if chain is not None else None
     statements = _statements(session)
     connection = session.connection()
-    sigla, year = _reference_parts(resolution.sigla, now)
-    person = handoff.person
-    case_row: dict[str, Any] = {
-        "channel": Channel.WEBHOOK.value,
-        "source_id": caller.source_id,
-        "status": CaseStatus.NEW.value,
+    sigla = resolution.sigla or UNRESOLVED_PREFIX
+    year = now.astimezone(ROME).year
+    number: int = connection.execute(
+        statements.next_number, {"province": sigla, "year": year, "last": 1}
+    ).scalar_one()
+    reference = f"{sigla}-{year}-{number:04d}"
+    case_id: int = connection.execute(
+        statements.insert_case, _case_row(reference, channel, brought_by, fields, primary, now)
+    ).scalar_one()
+    created: dict[str, Any] = {"channel": channel.value, "urgency": fields.urgency.value}
+    detail: dict[str, Any] = {"reference": reference}
+    if handoff is not None:
+        handoff_id = connection.execute(
+            statements.claim_handoff,
+            {
+                "source_id": handoff.source_id,
+                "external_id": handoff.external_id,
+                "payload": handoff.payload,
+                "received_at": now,
+                "case_id": case_id,
+            },
+        ).scalar_one_or_none()
+        if handoff_id is None:
+            raise AlreadyReceived(handoff.external_id)
+        created["handoff_id"] = detail["handoff_id"] = handoff_id
+    connection.execute(
+        statements.insert_event,
+        [
+            {
+                "case_id": case_id,
+                "at": now,
+                "kind": CaseEventKind.CREATED.value,
+                "actor": brought_by.actor,
+                "data": created,
+            },
+            {
+                "case_id": case_id,
+                "at": now,
+                "kind": CaseEventKind.ROUTED.value,
+                "actor": "system",
+                "data": _routed(resolution.sigla, resolution.source, chain is not None, primary),
+            },
+        ],
+    )
+    connection.execute(
+        statements.insert_audit,
+        audit.entry_values(
+            now=now,
+            action="create",
+            object_type="case",
+            object_id=case_id,
+            actor=brought_by.actor,
+            fields=_written_fields(fields),
+            detail=detail,
+        )
+        | {"actor_id": brought_by.user_id},
+    )
+    dispatch, queued = start_dispatch(
+        session,
+        case_id=case_id,
+        reference=reference,
+        rota_province=resolution.sigla if has_rota(resolution) else None,
+        urgency=fields.urgency,
+        now=now,
+        chain=chain,
+    )
+    log.info(
+        "case %s opened by %s via %s (%s)",
+        reference,
+        brought_by.actor,
+        channel.value,
+        resolution.source.value,
+    )
+    return OpenedCase(
+        case_id=case_id,
+        reference=reference,
+        province=resolution.sigla,
+        province_source=resolution.source.value,
+        status=CaseStatus.DISPATCHED.value,
+        on_call=primary,
+        duplicate=False,
+        dispatch_id=dispatch.id,
+        pages_queued=queued,
+    )
+
+
+def _case_row(  # noqa: PLR0917 -- a private row builder, called once
+    reference: str,
+    channel: Channel,
+    brought_by: BroughtBy,
+    fields: CaseFields,
+    primary: User | None,
+    now: datetime,
+) -> dict[str, Any]:
+    resolution = fields.resolution
+    person = fields.person
+    return {
+        "reference": reference,
+        "channel": channel.value,
+        "source_id": brought_by.source_id,
+        # Born dispatched: its dispatch is created in this same transaction.
+        "status": CaseStatus.DISPATCHED.value,
         "province": resolution.sigla,
         "province_source": resolution.source.value,
-        "urgency": handoff.urgency.value,
-        "reporter_type": handoff.reporter_type.value if handoff.reporter_type else None,
-        "exploitation": [item.value for item in handoff.exploitation],
+        "urgency": fields.urgency.value,
+        "reporter_type": fields.reporter_type.value if fields.reporter_type else None,
+        "exploitation": [item.value for item in fields.exploitation],
         "person_gender": person.gender.value if person.gender else None,
         "person_age_band": person.age_band.value if person.age_band else None,
         "person_minor": person.minor.value if person.minor else None,
         "person_nationality": person.nationality,
         "person_languages": list(person.languages),
-        "needs": [item.value for item in handoff.needs],
-        "municipality": handoff.municipality,
-        "caller_phone": handoff.caller_phone,
-        "callback_phone": handoff.callback_phone,
-        "summary": handoff.summary,
-        "received_at": handoff.received_at or now,
+        "needs": [item.value for item in fields.needs],
+        "municipality": fields.municipality,
+        "caller_phone": fields.caller_phone,
+        "callback_phone": fields.callback_phone,
+        "summary": fields.summary,
+        "received_at": fields.received_at or now,
         "created_at": now,
         "routed_to_id": primary.id if primary is not None else None,
         "accepted_by_id": None,
         "accepted_at": None,
     }
-    handoff_row = {
-        "source_id": caller.source_id,
-        "external_id": handoff.external_id,
-        "payload": payload,
-        "received_at": now,
-    }
-    created = {"channel": Channel.WEBHOOK.value, "urgency": handoff.urgency.value}
-    events = {
-        "created": {"at": now, "kind": CaseEventKind.CREATED.value, "actor": caller.actor},
-        "routed": {
-            "at": now,
-            "kind": CaseEventKind.ROUTED.value,
-            "actor": "system",
-            "data": _routed(resolution.sigla, resolution.source, routed_to_rota, primary),
-        },
-    }
-    entry = audit.entry_values(
-        now=now,
-        action="create",
-        object_type="case",
-        actor=caller.actor,
-        fields=_written_fields(handoff),
-    )
-    start, retry_after = _window(now)
-    if statements.open_case is not None:
-        params: dict[str, Any] = {
-            "s_province": sigla,
-            "s_year": year,
-            "prefix": f"{sigla}-{year}-",
-            "r_source_id": caller.source_id,
-            "r_window_start": start,
-            "created_data": created,
-        }
-        params.update((f"c_{name}", value) for name, value in case_row.items())
-        params.update((f"h_{name}", value) for name, value in handoff_row.items())
-        for kind, values in events.items():
-            params.update((f"{kind}_{name}", value) for name, value in values.items())
-        params.update((f"a_{name}", value) for name, value in entry.items())
-        row = connection.execute(statements.open_case, params).one()
-        case_id, reference, handoff_id, count = row
-        if handoff_id is None:
-            raise AlreadyReceived(handoff.external_id)
-    else:
-        number: int = connection.execute(
-            statements.next_number, {"province": sigla, "year": year, "last": 1}
-        ).scalar_one()
-        reference = f"{sigla}-{year}-{number:04d}"
-        case_id = connection.execute(
-            statements.insert_case, {"reference": reference, **case_row}
-        ).scalar_one()
-        handoff_id = connection.execute(
-            statements.claim_handoff, {**handoff_row, "case_id": case_id}
-        ).scalar_one_or_none()
-        if handoff_id is None:
-            raise AlreadyReceived(handoff.external_id)
-        events["created"]["data"] = created | {"handoff_id": handoff_id}
-        params = {
-            f"{kind}_{name}": value
-            for kind, values in events.items()
-            for name, value in (values | {"case_id": case_id}).items()
-        }
-        connection.execute(statements.insert_events, params)
-        connection.execute(
-            statements.insert_audit,
-            entry
-            | {
-                "object_id": str(case_id),
-                "detail": {"reference": reference, "handoff_id": handoff_id},
-            },
-        )
-        count = connection.execute(
-            statements.count_request,
-            {"source_id": caller.source_id, "window_start": start, "count": 1},
-        ).scalar_one()
-    if count > caller.rate_limit:
-        raise RateLimited(retry_after)
-    log.info(
-        "source %s: hand-off %s opened case %s (%s)",
-        caller.name,
-        handoff_id,
-        reference,
-        resolution.source.value,
-    )
-    return HandoffOutcome(
-        case_id=case_id,
-        reference=reference,
-        province=resolution.sigla,
-        province_source=resolution.source.value,
-        status=CaseStatus.NEW.value,
-        on_call=primary,
-        duplicate=False,
-    )
 
 
 # What a replay's answer tells the source about its case (design §6: every read is audited).
@@ -680,7 +539,7 @@ REPLAY_READ_FIELDS = ("reference", "province", "province_source", "status", "rou
 
 def replayed_handoff(
     session: Session, *, caller: Caller, external_id: str, now: datetime
-) -> HandoffOutcome:
+) -> OpenedCase:
     """The answer to a hand-off sent again: the case the first one opened, as it is now.
     Reading it is audited like `GET /api/v1/handoffs/<external_id>` (field names only)."""
     case = find_case(session, caller=caller, external_id=external_id)
@@ -696,7 +555,7 @@ def replayed_handoff(
         fields=REPLAY_READ_FIELDS,
     )
     log.info("source %s: replay of hand-off for case %s", caller.name, case.reference)
-    return HandoffOutcome(
+    return OpenedCase(
         case_id=case.id,
         reference=case.reference,
         province=case.province,
@@ -721,13 +580,13 @@ def _routed(
     return data
 
 
-def _written_fields(handoff: HandoffInput) -> list[str]:
-    fields = ["province", "urgency", *handoff.personal_fields]
+def _written_fields(case: CaseFields) -> list[str]:
+    fields = ["province", "urgency", *case.personal_fields]
     optional: dict[str, Collection[object] | object] = {
-        "reporter_type": handoff.reporter_type,
-        "exploitation": handoff.exploitation,
-        "needs": handoff.needs,
-        "received_at": handoff.received_at,
+        "reporter_type": case.reporter_type,
+        "exploitation": case.exploitation,
+        "needs": case.needs,
+        "received_at": case.received_at,
     }
     return fields + [name for name, value in optional.items() if value]
 

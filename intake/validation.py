@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 from babel import Locale
 
 from core.phones import InvalidPhone, normalise_phone
-from intake.models import AgeBand, Exploitation, Gender, Minor, Need, ReporterType, Urgency
-from routing.places import InvalidProvinceError, ProvinceResolution
-from routing.services import case_province
+from intake.models import AgeBand, Exploitation, Gender, Minor, Need, ReporterType
+from routing.models import Urgency
+from routing.places import InvalidProvinceError, ProvinceResolution, resolve_province
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_EXTERNAL_ID = 128
@@ -61,10 +61,10 @@ class Person:
 
 
 @dataclass(frozen=True)
-class HandoffInput:
-    """A valid hand-off: phone numbers in E.164, the province already resolved."""
+class CaseFields:
+    """What a channel knows of a new case, validated: phone numbers in E.164, the province
+    already resolved. Every channel (webhook, partner SMS and call, manual entry) fills one."""
 
-    external_id: str
     resolution: ProvinceResolution
     received_at: datetime | None = None
     municipality: str | None = None
@@ -88,6 +88,13 @@ class HandoffInput:
             "person": self.person != Person() or None,
         }
         return [name for name, value in present.items() if value]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandoffInput(CaseFields):
+    """A valid hand-off of the webhook: the case's fields and the sender's id for it."""
+
+    external_id: str
 
 
 @functools.cache
@@ -206,6 +213,17 @@ class _Checker:
         return at
 
 
+def printable(value: str, *, max_length: int = MAX_SUMMARY) -> str:
+    """`value` without control characters (newlines and tabs kept) or lone surrogates, trimmed:
+    for free text that must be kept whatever it holds (a partner's SMS), never refused."""
+    kept = "".join(
+        c
+        for c in value
+        if c in "\n\t" or not (ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF)
+    )
+    return kept.strip()[:max_length]
+
+
 def _is_text(value: str, *, multiline: bool) -> bool:
     """No control characters (newlines and tabs allowed in multi-line text), no lone surrogates."""
     allowed = "\n\r\t" if multiline else ""
@@ -247,7 +265,7 @@ def validate_handoff(data: object, *, now: datetime, served: Collection[str]) ->
 
     resolution = None
     try:
-        resolution = case_province(
+        resolution = resolve_province(
             served=served, province=province, municipality=municipality, caller_phone=caller_phone
         )
     except InvalidProvinceError:

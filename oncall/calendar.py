@@ -20,8 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.models import Role, User
-from oncall import services
+from core.auth import editable_rotas
+from core.models import User, users_by_id
+from oncall.chain import province_schedule, upcoming_shifts
 from oncall.models import CalendarToken
 from oncall.notifications import Duty, duties, tier_word
 from oncall.schedule import Shift, Tier
@@ -45,68 +46,32 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _new_token() -> tuple[str, str]:
-    raw = secrets.token_urlsafe(32)
-    return raw, hash_token(raw)
-
-
 # ---------------------------------------------------------------------------------------
-# Who may hold which token
+# Who may hold which token: a province's feed is managed by whoever edits its rota.
 
 
-def feed_provinces(user: User, served: Sequence[str]) -> list[str]:
-    """Provinces whose feed the user may create or revoke: coordinators and admins all,
-    rota managers their own."""
-    if user.has_role(Role.COORDINATOR, Role.ADMIN):
-        return list(served)
-    if user.has_role(Role.ROTA_MANAGER):
-        return [p for p in served if p in user.provinces]
-    return []
-
-
-def create_operator_token(session: Session, *, user: User, now: datetime) -> str:
-    """A new personal feed token; the previous one stops working. Returns the raw token,
-    which is shown once and never stored."""
-    for old in active_tokens(session, kind=TokenKind.OPERATOR, user_id=user.id):
-        revoke_token(session, actor=user, token=old, now=now)
-    raw, digest = _new_token()
-    row = CalendarToken(
-        token_hash=digest,
-        kind=TokenKind.OPERATOR.value,
-        user_id=user.id,
-        created_at=now,
-        created_by_id=user.id,
-    )
-    session.add(row)
-    session.flush()
-    audit.record(
-        session,
-        now=now,
-        action="create",
-        object_type="calendar_token",
-        object_id=row.id,
-        actor=user,
-        detail={"kind": row.kind, "user_id": user.id},
-    )
-    return raw
-
-
-def create_province_token(
-    session: Session, *, actor: User, province: str, served: Sequence[str], now: datetime
+def _issue(
+    session: Session,
+    *,
+    actor: User,
+    kind: TokenKind,
+    now: datetime,
+    user_id: int | None = None,
+    province: str | None = None,
 ) -> str:
-    """A new feed of a province's rota; raises PermissionError outside the actor's provinces."""
-    if province not in feed_provinces(actor, served):
-        raise PermissionError(province)
-    raw, digest = _new_token()
+    """Store a new token's hash; return the raw token, shown once and never stored."""
+    raw = secrets.token_urlsafe(32)
     row = CalendarToken(
-        token_hash=digest,
-        kind=TokenKind.PROVINCE.value,
+        token_hash=hash_token(raw),
+        kind=kind.value,
+        user_id=user_id,
         province=province,
         created_at=now,
         created_by_id=actor.id,
     )
     session.add(row)
     session.flush()
+    detail = {"kind": row.kind} | ({"province": province} if province else {"user_id": user_id})
     audit.record(
         session,
         now=now,
@@ -114,15 +79,31 @@ def create_province_token(
         object_type="calendar_token",
         object_id=row.id,
         actor=actor,
-        detail={"kind": row.kind, "province": province},
+        detail=detail,
     )
     return raw
+
+
+def create_operator_token(session: Session, *, user: User, now: datetime) -> str:
+    """A new personal feed token; the previous one stops working. Returns the raw token."""
+    for old in active_tokens(session, kind=TokenKind.OPERATOR, user_id=user.id):
+        revoke_token(session, actor=user, token=old, now=now)
+    return _issue(session, actor=user, kind=TokenKind.OPERATOR, now=now, user_id=user.id)
+
+
+def create_province_token(
+    session: Session, *, actor: User, province: str, served: Sequence[str], now: datetime
+) -> str:
+    """A new feed of a province's rota; raises PermissionError outside the actor's provinces."""
+    if province not in editable_rotas(actor, served):
+        raise PermissionError(province)
+    return _issue(session, actor=actor, kind=TokenKind.PROVINCE, now=now, province=province)
 
 
 def can_revoke(user: User, token: CalendarToken, served: Sequence[str]) -> bool:
     if token.kind == TokenKind.OPERATOR:
         return token.user_id == user.id
-    return token.created_by_id == user.id or token.province in feed_provinces(user, served)
+    return token.created_by_id == user.id or token.province in editable_rotas(user, served)
 
 
 def revoke_token(session: Session, *, actor: User, token: CalendarToken, now: datetime) -> None:
@@ -175,7 +156,7 @@ def token_for_feed(
     creator = session.get(User, token.created_by_id) if token.created_by_id is not None else None
     if creator is None or not creator.active or token.province is None:
         return None
-    return token if token.province in feed_provinces(creator, served) else None
+    return token if token.province in editable_rotas(creator, served) else None
 
 
 # ---------------------------------------------------------------------------------------
@@ -220,6 +201,11 @@ def _calendar(name: str, events: Iterable[tuple[Duty, str]], now: datetime) -> b
     return bytes(calendar.to_ical())
 
 
+def _name(users: dict[int, User], user_id: int) -> str:
+    user = users.get(user_id)
+    return "?" if user is None else user.display_name
+
+
 def _visible(found: Iterable[Duty], start: datetime, end: datetime) -> list[Duty]:
     return sorted(
         (duty for duty in found if duty.end > start and duty.start < end),
@@ -231,7 +217,7 @@ def operator_feed(session: Session, *, user: User, now: datetime) -> bytes:
     """The operator's own shifts in every province and tier, in their language."""
     start, end = feed_range(now)
     by_scope: dict[tuple[str | None, Tier], list[Shift]] = {}
-    for province, segment in services.upcoming_shifts(
+    for province, segment in upcoming_shifts(
         session, user_id=user.id, start=start - _MARGIN, end=end + _MARGIN
     ):
         by_scope.setdefault((province, segment.tier), []).append(segment)
@@ -249,16 +235,13 @@ def province_feed(session: Session, *, province: str, locale: str, now: datetime
     start, end = feed_range(now)
     found: list[Duty] = []
     for tier in (Tier.PRIMARY, Tier.BACKUP):
-        schedule = services.province_schedule(
+        schedule = province_schedule(
             session, province=province, tier=tier, start=start - _MARGIN, end=end + _MARGIN
         )
         found.extend(duties(province, schedule))
     visible = _visible(found, start, end)
-    names = {
-        u.id: u.display_name
-        for u in session.scalars(select(User).where(User.id.in_({d.user_id for d in visible})))
-    }
+    users = users_by_id(session, (duty.user_id for duty in visible))
     with force_locale(locale):
-        events = [(duty, f"{_title(duty)}: {names.get(duty.user_id, '?')}") for duty in visible]
+        events = [(duty, f"{_title(duty)}: {_name(users, duty.user_id)}") for duty in visible]
         name = _("Ali: on-call rota %(province)s", province=province)
     return _calendar(name, events, now)

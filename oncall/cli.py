@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
@@ -18,42 +18,49 @@ from core import audit
 from core.auth import hash_password
 from core.cli import ask_password
 from core.clock import now as clock_now
+from core.config import get_settings
 from core.db import get_session
-from core.models import User
-from oncall.csv_import import (
-    ImportReport,
+from core.formatting import (
     LocalTime,
     LocalTimeError,
-    import_operators,
-    import_rota,
-    local_text,
+    format_clock,
+    format_duration,
+    format_stamp,
     parse_local_time,
 )
-from oncall.services import OnCallChain, all_gaps, on_call_chain
+from core.models import User
+from oncall.chain import OnCallChain, all_gaps, on_call_chain
+from oncall.csv_import import Importer, ImportReport, import_operators, import_rota
 
 CLI_ACTOR = "cli"
-
-
-def _served() -> tuple[str, ...]:
-    provinces: tuple[str, ...] = current_app.extensions["ali.settings"].provinces
-    return provinces
+# The terminal speaks English (the operators' messages are in the CSV's and the users' own).
+CLI_LOCALE = "en"
 
 
 def _province_option(value: str | None) -> str | None:
     if value is None:
         return None
     sigla = value.strip().upper()
-    if sigla not in _served():
+    served = get_settings().provinces
+    if sigla not in served:
         raise click.BadParameter(
-            f"{sigla} is not a served province (served: {', '.join(_served())})",
+            f"{sigla} is not a served province (served: {', '.join(served)})",
             param_hint="--province",
         )
     return sigla
 
 
-def _finish_import(report: ImportReport, what: str) -> None:
-    """Commit when every line is good; otherwise roll back, list the lines, exit 1."""
+def _import(file: Path, importer: Importer, what: str) -> ImportReport:
+    """Import a CSV file; commit when every line is good, otherwise roll back, list the
+    lines and exit 1."""
     session = get_session()
+    report = importer(
+        session,
+        file.read_bytes(),
+        now=clock_now(),
+        actor=CLI_ACTOR,
+        served=get_settings().provinces,
+    )
     for note in report.notes:
         click.echo(f"note: {note}")
     if not report.ok:
@@ -70,6 +77,7 @@ def _finish_import(report: ImportReport, what: str) -> None:
         f"{what}: {report.created} created, {report.updated} updated, "
         f"{report.unchanged} already up to date"
     )
+    return report
 
 
 # ---------------------------------------------------------------------------------------
@@ -90,12 +98,7 @@ def operators_import(file: Path) -> None:
     Nothing is imported when any line is bad. Imported users have no password: give them
     one with `ali operators set-password EMAIL`.
     """
-    session = get_session()
-    report = import_operators(
-        session, file.read_bytes(), now=clock_now(), actor=CLI_ACTOR, served=_served()
-    )
-    _finish_import(report, "operators")
-    if report.created:
+    if _import(file, import_operators, "operators").created:
         click.echo(
             "new users have no password and cannot log in yet: "
             "set one with `ali operators set-password EMAIL`"
@@ -148,11 +151,7 @@ def rota_import(file: Path) -> None:
     A time repeated by the autumn change needs its offset (2026-10-25T02:30+02:00 is the
     first, +01:00 the second); nothing is imported when any line is bad.
     """
-    session = get_session()
-    report = import_rota(
-        session, file.read_bytes(), now=clock_now(), actor=CLI_ACTOR, served=_served()
-    )
-    _finish_import(report, "shifts")
+    _import(file, import_rota, "shifts")
 
 
 def _person(user: User | None) -> str:
@@ -168,7 +167,7 @@ def _person(user: User | None) -> str:
 
 
 def _print_chain(chain: OnCallChain) -> None:
-    click.echo(f"{chain.province} on call at {local_text(chain.at)}:")
+    click.echo(f"{chain.province} on call at {format_stamp(chain.at)}:")
     click.echo(f"  primary:     {_person(chain.primary)}")
     click.echo(f"  backup:      {_person(chain.backup)}")
     if not chain.coordinators:
@@ -203,8 +202,8 @@ def rota_who(province: str, at_text: str | None) -> None:
     session = get_session()
     instants = [clock_now()] if local is None else list(local.occurrences)
     if local is not None and local.ambiguous:
-        first, second = (local_text(o) for o in local.occurrences)
-        stamp = local.wall.strftime("%H:%M")
+        first, second = (format_stamp(o) for o in local.occurrences)
+        stamp = format_clock(local.wall.time(), locale=CLI_LOCALE)
         click.echo(
             f"{stamp} occurs twice on {local.wall.date().isoformat()}: first {first}, "
             f"then {second}; showing both (use +02:00 or +01:00 to ask for one)"
@@ -227,19 +226,13 @@ def rota_who(province: str, at_text: str | None) -> None:
     session.commit()
 
 
-def _duration(start: datetime, end: datetime) -> str:
-    minutes = int((end - start).total_seconds() // 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"
-
-
 @rota_group.command("gaps", help="Times with no primary on call; exit status 1 when any.")
 @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 366))
 @click.option("--province", default=None, help="Only this served province (default: all).")
 @with_appcontext
 def rota_gaps(days: int, province: str | None) -> None:
     sigla = _province_option(province)
-    provinces: Collection[str] = [sigla] if sigla else _served()
+    provinces: Collection[str] = [sigla] if sigla else get_settings().provinces
     start = clock_now()
     end = start + timedelta(days=days)
     session = get_session()
@@ -250,12 +243,12 @@ def rota_gaps(days: int, province: str | None) -> None:
         intervals = found[name]
         total += len(intervals)
         if not intervals:
-            click.echo(f"{name}: no gaps until {local_text(end)}")
+            click.echo(f"{name}: no gaps until {format_stamp(end)}")
             continue
         click.echo(f"{name}: {len(intervals)} gap(s)")
         for gap_start, gap_end in intervals:
-            length = _duration(gap_start, gap_end)
-            click.echo(f"  {local_text(gap_start)} -> {local_text(gap_end)}  ({length})")
+            length = format_duration(gap_end - gap_start, CLI_LOCALE)
+            click.echo(f"  {format_stamp(gap_start)} -> {format_stamp(gap_end)}  ({length})")
     if total:
         raise click.exceptions.Exit(1)
 

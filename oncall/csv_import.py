@@ -12,7 +12,8 @@
 # * Dates as ISO ("2026-10-25T02:30", "2026-10-25 02:30") or as Italians type them
 #   ("25/10/2026 02:30"), in Europe/Rome wall-clock time; "24:00" is the midnight that ends a
 #   day. A wall-clock time that does not exist (spring forward) or happens twice (fall back)
-#   is an error naming the line, unless an offset says which instant is meant ("+02:00").
+#   is an error naming the line, unless an offset says which instant is meant ("+02:00");
+#   core.formatting's parser reads them, the same that reads `ali rota who --at`.
 # Every problem is reported as "line N: ..." with the physical line of the file, and the
 # caller imports nothing when there is any.
 
@@ -23,20 +24,20 @@ import io
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
-from typing import Any
+from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.formatting import LocalTimeError, format_stamp, parse_instant
 from core.models import Role, User
 from core.phones import InvalidPhone, normalise_phone
 from core.provinces import lookup_province
+from oncall.editing import RotaError, add_shift
 from oncall.models import RotaShift
-from oncall.rota_page import FIRST_YEAR, LAST_YEAR
-from oncall.schedule import ROME, Tier
-from oncall.services import RotaError, add_shift
+from oncall.schedule import Tier
 
 OPERATOR_COLUMNS = ("name", "email", "phone", "provinces", "roles", "languages")
 ROTA_COLUMNS = ("province", "tier", "operator_email", "start", "end")
@@ -46,124 +47,6 @@ IMPORTABLE_ROLES = (Role.OPERATOR.value, Role.ROTA_MANAGER.value, Role.COORDINAT
 _DELIMITERS = (",", ";", "\t")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
-_OFFSET = r"(?P<offset>Z|[+-]\d{2}:?\d{2})?"
-_TIME = r"(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?"
-_ISO = re.compile(
-    rf"^(?P<year>\d{{4}})-(?P<month>\d{{1,2}})-(?P<day>\d{{1,2}})(?:T|\s+){_TIME}\s*{_OFFSET}$"
-)
-_ITALIAN = re.compile(
-    rf"^(?P<day>\d{{1,2}})/(?P<month>\d{{1,2}})/(?P<year>\d{{4}})(?:T|\s+){_TIME}\s*{_OFFSET}$"
-)
-
-
-class LocalTimeError(ValueError):
-    """A date and time that cannot name one instant; the message says what to write."""
-
-
-@dataclass(frozen=True)
-class LocalTime:
-    """A wall-clock time read in a zone, with every instant it can mean.
-
-    ``occurrences`` has two instants (UTC, first one first) when the wall-clock time happens
-    twice at the autumn change and no offset was given, one otherwise.
-    """
-
-    wall: datetime
-    occurrences: tuple[datetime, ...]
-
-    @property
-    def ambiguous(self) -> bool:
-        return len(self.occurrences) > 1
-
-    @property
-    def instant(self) -> datetime:
-        """The first occurrence, the one PEP 495 calls fold=0."""
-        return self.occurrences[0]
-
-
-def _offset_of(text: str) -> tzinfo:
-    if text == "Z":
-        return UTC
-    sign = -1 if text[0] == "-" else 1
-    digits = text[1:].replace(":", "")
-    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-
-
-def _format_offset(delta: timedelta | None) -> str:
-    minutes = int((delta or timedelta()).total_seconds() // 60)
-    sign = "-" if minutes < 0 else "+"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-def parse_local_time(text: str, tz: Any = ROME) -> LocalTime:
-    """Read ``2026-10-25T02:30``, ``2026-10-25 02:30``, ``25/10/2026 02:30`` (+ offset).
-
-    Without an offset the time is wall-clock time in ``tz``: a time skipped by the spring
-    change raises LocalTimeError; one repeated by the autumn change comes back with both
-    occurrences. An offset must be one ``tz`` uses at that wall-clock time (``+01:00`` or
-    ``+02:00`` in Rome), which is how the second 02:30 is written; ``Z`` is plain UTC.
-    """
-    stripped = text.strip()
-    match = _ISO.match(stripped) or _ITALIAN.match(stripped)
-    if match is None:
-        raise LocalTimeError(
-            f"{stripped!r} is not a date and time; write it as 2026-10-25 14:30 "
-            "(or 25/10/2026 14:30)"
-        )
-    parts = {k: int(v) for k, v in match.groupdict().items() if k != "offset" and v is not None}
-    next_day = parts["hour"] == 24 and parts["minute"] == 0 and parts.get("second", 0) == 0
-    try:
-        day = date(parts["year"], parts["month"], parts["day"])
-        wall = datetime(  # noqa: DTZ001 -- a wall-clock reading, the zone is applied below
-            day.year,
-            day.month,
-            day.day,
-            0 if next_day else parts["hour"],
-            parts["minute"],
-            parts.get("second", 0),
-        )
-    except ValueError:
-        raise LocalTimeError(f"{stripped!r} is not a real date and time") from None
-    # Year 1 or 9999 cannot even be moved to UTC (OverflowError); no rota lives there.
-    if not FIRST_YEAR <= day.year <= LAST_YEAR:
-        raise LocalTimeError(f"{stripped!r}: the year must be between {FIRST_YEAR} and {LAST_YEAR}")
-    if next_day:
-        wall += timedelta(days=1)
-    offset = match.group("offset")
-    if offset is not None:
-        instant = wall.replace(tzinfo=_offset_of(offset))
-        if offset != "Z" and instant.astimezone(tz).replace(tzinfo=None) != wall:
-            used = {
-                _format_offset(wall.replace(tzinfo=tz, fold=fold).utcoffset()) for fold in (0, 1)
-            }
-            raise LocalTimeError(
-                f"{stripped!r}: {_format_offset(instant.utcoffset())} is not the offset of "
-                f"Europe/Rome at that time (it is {' or '.join(sorted(used))})"
-            )
-        return LocalTime(wall=wall, occurrences=(instant.astimezone(UTC),))
-    first = wall.replace(tzinfo=tz, fold=0)
-    second = wall.replace(tzinfo=tz, fold=1)
-    if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
-        raise LocalTimeError(
-            f"{stripped!r} does not exist in Europe/Rome: the clocks jump forward that night "
-            "(02:00 becomes 03:00); write 03:00 or the time you mean"
-        )
-    if first.utcoffset() != second.utcoffset():
-        return LocalTime(wall=wall, occurrences=(first.astimezone(UTC), second.astimezone(UTC)))
-    return LocalTime(wall=wall, occurrences=(first.astimezone(UTC),))
-
-
-def parse_instant(text: str, tz: Any = ROME) -> datetime:
-    """One instant, or LocalTimeError when the wall-clock time happens twice."""
-    local = parse_local_time(text, tz)
-    if local.ambiguous:
-        first, second = (_format_offset(o.astimezone(tz).utcoffset()) for o in local.occurrences)
-        stamp = local.wall.strftime("%Y-%m-%dT%H:%M")
-        raise LocalTimeError(
-            f"{text.strip()!r} happens twice in Europe/Rome (the clocks go back that night): "
-            f"write {stamp}{first} for the first time or {stamp}{second} for the second"
-        )
-    return local.instant
 
 
 # ---------------------------------------------------------------------------------------
@@ -285,6 +168,30 @@ class ImportReport:
         return not self.errors
 
 
+class Importer(Protocol):
+    """import_operators and import_rota: flush the file's rows, report, never commit."""
+
+    def __call__(
+        self,
+        session: Session,
+        data: bytes | str,
+        *,
+        now: datetime,
+        actor: User | str | None,
+        served: Collection[str],
+    ) -> ImportReport: ...
+
+
+def _start_import(data: bytes | str, columns: Sequence[str]) -> tuple[ImportReport, CsvTable]:
+    """The file's rows, and a report that already holds the problems of the file itself."""
+    report = ImportReport()
+    table = read_csv(data, columns)
+    report.errors.extend(table.errors)
+    if table.ignored_columns:
+        report.notes.append(f"ignored columns: {', '.join(table.ignored_columns)}")
+    return report, table
+
+
 # ---------------------------------------------------------------------------------------
 # Operators
 
@@ -374,11 +281,7 @@ def import_operators(
     empty phone cell keeps the stored phone; a new phone must be verified again. Users are
     matched by e-mail, ignoring case.
     """
-    report = ImportReport()
-    table = read_csv(data, OPERATOR_COLUMNS)
-    report.errors.extend(table.errors)
-    if table.ignored_columns:
-        report.notes.append(f"ignored columns: {', '.join(table.ignored_columns)}")
+    report, table = _start_import(data, OPERATOR_COLUMNS)
     parsed: list[_OperatorRow] = []
     first_line: dict[str, int] = {}
     for line, row in table.rows:
@@ -536,11 +439,6 @@ def _parse_shift(line: int, row: dict[str, str]) -> tuple[_ShiftRow | None, list
     return _ShiftRow(line, province, tier, email, instants["start"], instants["end"]), []
 
 
-def local_text(at: datetime) -> str:
-    """An instant as Rome wall-clock time with its zone (CET/CEST), for terminal output."""
-    return at.astimezone(ROME).strftime("%Y-%m-%d %H:%M %Z")
-
-
 def import_rota(
     session: Session,
     data: bytes | str,
@@ -552,11 +450,7 @@ def import_rota(
     """Explicit shifts from a rota CSV. Flushes, never commits: the caller commits only when
     ``report.ok``. A row identical to a stored shift is skipped (re-importing a file is
     harmless); rows of one province and tier must not overlap each other."""
-    report = ImportReport()
-    table = read_csv(data, ROTA_COLUMNS)
-    report.errors.extend(table.errors)
-    if table.ignored_columns:
-        report.notes.append(f"ignored columns: {', '.join(table.ignored_columns)}")
+    report, table = _start_import(data, ROTA_COLUMNS)
     parsed: list[_ShiftRow] = []
     for line, row in table.rows:
         shift, problems = _parse_shift(line, row)
@@ -621,7 +515,7 @@ def _report_overlaps(parsed: Sequence[_ShiftRow], report: ImportReport) -> None:
                 where = f"{province} {tier.value}" if province else tier.value
                 report.errors.append(
                     f"line {shift.line}: overlaps line {latest.line} ({where} until "
-                    f"{local_text(latest.end)})"
+                    f"{format_stamp(latest.end)})"
                 )
             if shift.end > latest.end:
                 latest = shift

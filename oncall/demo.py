@@ -23,7 +23,7 @@ from core.cli import add_demo_seeder
 from core.clock import to_local
 from core.db import session_scope
 from core.models import User
-from oncall import services
+from oncall.editing import create_rotation
 from oncall.models import Rotation
 from oncall.schedule import Tier
 
@@ -109,7 +109,7 @@ def seed_rotas(app: Flask) -> None:
             if missing:
                 click.echo(f"skipped demo rotation {spec.name!r}: no user {', '.join(missing)}")
                 continue
-            services.create_rotation(
+            create_rotation(
                 db,
                 actor="demo",
                 now=now,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from datetime import datetime
+from typing import Any, NoReturn
 
-from flask import Blueprint, Response, abort, current_app
+from flask import Blueprint, Response, abort
 
 from core import audit
 from core.clock import now as clock_now
-from core.config import Settings
+from core.config import get_settings
 from core.db import get_session
 from core.models import User
 from oncall.calendar import TokenKind, operator_feed, province_feed, token_for_feed
+from oncall.models import CalendarToken
 
 bp = Blueprint("oncall_feeds", __name__, url_prefix="/calendar")
 
@@ -22,7 +24,34 @@ def _not_found() -> NoReturn:
     abort(Response("Not found\n", status=404, mimetype="text/plain"))
 
 
-def _ics(body: bytes) -> Response:
+def _token(kind: TokenKind, raw: str) -> CalendarToken:
+    row = token_for_feed(get_session(), kind=kind, raw=raw, served=get_settings().provinces)
+    if row is None:
+        _not_found()
+    return row
+
+
+def _ics(
+    row: CalendarToken,
+    body: bytes,
+    *,
+    now: datetime,
+    fields: list[str],
+    detail: dict[str, Any] | None = None,
+) -> Response:
+    """The feed, once its reading is on the record (by the token: nobody is logged in)."""
+    db = get_session()
+    audit.record(
+        db,
+        now=now,
+        action="read",
+        object_type="calendar_feed",
+        object_id=row.id,
+        actor=f"calendar_token:{row.id}",
+        fields=fields,
+        detail=detail,
+    )
+    db.commit()
     response = Response(body, mimetype="text/calendar")
     response.headers["Content-Disposition"] = 'inline; filename="ali.ics"'
     return response
@@ -31,51 +60,26 @@ def _ics(body: bytes) -> Response:
 @bp.get("/operator/<token>.ics")
 def operator(token: str) -> Response:
     """An operator's own shifts (no login: calendar apps cannot log in; the token is it)."""
-    settings: Settings = current_app.extensions["ali.settings"]
-    db = get_session()
-    row = token_for_feed(db, kind=TokenKind.OPERATOR, raw=token, served=settings.provinces)
-    if row is None or row.user_id is None:
-        _not_found()
-    user = db.get(User, row.user_id)
+    row = _token(TokenKind.OPERATOR, token)
+    user = get_session().get(User, row.user_id) if row.user_id is not None else None
     if user is None:
         _not_found()
     now = clock_now()
-    body = operator_feed(db, user=user, now=now)
-    audit.record(
-        db,
-        now=now,
-        action="read",
-        object_type="calendar_feed",
-        object_id=row.id,
-        actor=f"calendar_token:{row.id}",
-        fields=["shifts"],
-    )
-    db.commit()
-    return _ics(body)
+    body = operator_feed(get_session(), user=user, now=now)
+    return _ics(row, body, now=now, fields=["shifts"])
 
 
 @bp.get("/province/<token>.ics")
 def province(token: str) -> Response:
     """A province's primary and backup shifts with the operators' names."""
-    settings: Settings = current_app.extensions["ali.settings"]
-    db = get_session()
-    row = token_for_feed(db, kind=TokenKind.PROVINCE, raw=token, served=settings.provinces)
-    if row is None or row.province is None:
+    row = _token(TokenKind.PROVINCE, token)
+    if row.province is None:
         _not_found()
+    db = get_session()
     creator = db.get(User, row.created_by_id) if row.created_by_id is not None else None
     now = clock_now()
-    body = province_feed(
-        db, province=row.province, locale=creator.locale if creator else "it", now=now
+    locale = creator.locale if creator else "it"
+    body = province_feed(db, province=row.province, locale=locale, now=now)
+    return _ics(
+        row, body, now=now, fields=["shifts", "display_name"], detail={"province": row.province}
     )
-    audit.record(
-        db,
-        now=now,
-        action="read",
-        object_type="calendar_feed",
-        object_id=row.id,
-        actor=f"calendar_token:{row.id}",
-        fields=["shifts", "display_name"],
-        detail={"province": row.province},
-    )
-    db.commit()
-    return _ics(body)

@@ -20,23 +20,26 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
+from core.formatting import FIRST_YEAR, LAST_YEAR, NonexistentLocalTime, from_local
 from core.models import User
-from oncall.rota_page import FIRST_YEAR, LAST_YEAR
 from oncall.schedule import Tier
 
-# Browsers send datetime-local values as 2026-10-25T02:30 and read back only that shape.
+# Browsers send datetime-local values as 2026-10-25T02:30 and read back only that shape: the
+# field splits them into a naive wall-clock reading, core.formatting.from_local places it.
 LOCAL_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"]
 MAX_OPERATORS = 30
+# A tier's name on its own (a column head, a choice); notifications.tier_word is the word
+# inside a sentence.
+TIER_LABELS = {
+    Tier.PRIMARY: _l("Primary"),
+    Tier.BACKUP: _l("Backup"),
+    Tier.COORDINATOR: _l("Coordinators"),
+}
 
 
 def tier_choices(tiers: Sequence[Tier] = (Tier.PRIMARY, Tier.BACKUP)) -> list[SelectChoice]:
     """The tiers a page may edit: a province's, or the coordinators' alone."""
-    labels = {
-        Tier.PRIMARY: _l("Primary"),
-        Tier.BACKUP: _l("Backup"),
-        Tier.COORDINATOR: _l("Coordinators"),
-    }
-    return [SelectChoice(tier.value, labels[tier]) for tier in tiers]
+    return [SelectChoice(tier.value, TIER_LABELS[tier]) for tier in tiers]
 
 
 def operator_choices(users: list[User], *, blank: str) -> list[SelectChoice]:
@@ -51,6 +54,33 @@ def _supported_year(_form: FlaskForm, field: Any) -> None:
         raise ValidationError(
             _("Choose a date between %(first)s and %(last)s.", first=FIRST_YEAR, last=LAST_YEAR)
         )
+
+
+def _exists_in_rome(_form: FlaskForm, field: Any) -> None:
+    """A swap cannot start or end at a time the spring change skips: any guess would put it an
+    hour away from what was typed. (A time that happens twice is its first occurrence.)"""
+    value: datetime | None = field.data
+    if value is None or not FIRST_YEAR <= value.year <= LAST_YEAR:
+        return
+    try:
+        from_local(value)
+    except NonexistentLocalTime:
+        raise ValidationError(
+            _(
+                "This time does not exist that day: the clocks go forward from 02:00 to 03:00. "
+                "Choose 03:00 or later."
+            )
+        ) from None
+
+
+def _local_time_field(label: Any, missing: Any) -> DateTimeLocalField:
+    """A date and time typed in Italian local time, which must exist in Rome that day."""
+    return DateTimeLocalField(
+        label,
+        format=LOCAL_DATETIME_FORMATS,
+        validators=[InputRequired(missing), _supported_year, _exists_in_rome],
+        invalid_value_message=_l("Enter a date and a time, e.g. 2026-10-25 08:00."),
+    )
 
 
 class RotationForm(FlaskForm):  # type: ignore[misc]
@@ -124,7 +154,7 @@ class RotationForm(FlaskForm):  # type: ignore[misc]
         parts = [
             self.tier.data or "",
             ",".join(str(i) for i in self.operator_ids()),
-            self.handover.data.strftime("%H:%M") if self.handover.data else "",
+            self.handover.data.isoformat(timespec="minutes") if self.handover.data else "",
             self.period_days.data or "",
             self.start_date.data.isoformat() if self.start_date.data else "",
             self.end_date.data.isoformat() if self.end_date.data else "",
@@ -139,22 +169,16 @@ class OverrideForm(FlaskForm):  # type: ignore[misc]
         validators=[InputRequired(_l("Choose who is on call."))],
         validate_choice=True,
     )
-    start = DateTimeLocalField(
-        _l("From"),
-        format=LOCAL_DATETIME_FORMATS,
-        validators=[InputRequired(_l("Enter when the swap starts.")), _supported_year],
-        invalid_value_message=_l("Enter a date and a time, e.g. 2026-10-25 08:00."),
-    )
-    end = DateTimeLocalField(
-        _l("Until"),
-        format=LOCAL_DATETIME_FORMATS,
-        validators=[InputRequired(_l("Enter when the swap ends.")), _supported_year],
-        invalid_value_message=_l("Enter a date and a time, e.g. 2026-10-25 08:00."),
-    )
+    start = _local_time_field(_l("From"), _l("Enter when the swap starts."))
+    end = _local_time_field(_l("Until"), _l("Enter when the swap ends."))
     reason = StringField(_l("Note (optional)"), validators=[Optional(), Length(max=200)])
 
     def set_operator_choices(self, users: list[User]) -> None:
         self.user_id.choices = operator_choices(users, blank=_("— choose —"))
+
+    def instants(self) -> tuple[datetime, datetime]:
+        """From and until as UTC instants (once the form is valid)."""
+        return from_local(self.start.data), from_local(self.end.data)
 
 
 class EndRotationForm(FlaskForm):  # type: ignore[misc]

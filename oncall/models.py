@@ -1,10 +1,10 @@
-"""Tables of the rota: rotations, explicit shifts, overrides, calendar tokens, notifications."""
+"""Tables of the rota: rotations, explicit shifts, overrides, calendar tokens, phone codes."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, time
 
-from sqlalchemy import ForeignKey, Index, String, Time, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Time
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, utc_now_default
@@ -111,20 +111,6 @@ class CalendarToken(Base):
     created_at: Mapped[datetime]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     revoked_at: Mapped[datetime | None]
-
-
-class SentNotification(Base):
-    """One row per reminder or warning sent, keyed so a restarted worker never sends twice."""
-
-    __tablename__ = "sent_notifications"
-    __table_args__ = (UniqueConstraint("key"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(40))
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    provider_id: Mapped[str | None] = mapped_column(String(40))
-    sent_at: Mapped[datetime]
 
 
 class PhoneVerification(Base):

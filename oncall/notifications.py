@@ -1,48 +1,30 @@
 """Reminders, phone checks and gap warnings by SMS: each sent once, whatever the restarts."""
 
-# How "never twice, never skipped" is kept:
-#
-# * Every message has a key (``reminder:day_before:<user>:<province>:<tier>:<start>``,
-#   ``gaps:<province>:<local date>:<recipient>``...) unique in ``sent_notifications``.
-#   A sender first claims the key (INSERT in a savepoint; a concurrent claim on PostgreSQL
-#   waits for the first one and then fails on the unique constraint), commits the claim,
-#   and only then sends: a restarted worker or a second worker finds the key and skips.
-# * The claim is committed before the HTTP request to Twilio because a transaction must not
-#   stay open across it: on SQLite it holds the write lock, and the sandbox telephony writes
-#   its outbox through another connection (it would wait for us forever).
-# * A retryable failure (Twilio down, throttled, no connection) deletes the claim, so the
-#   next tick tries again; a refusal (e.g. a bad number) keeps it, with no provider id.
-#   Only a crash during the request itself leaves a claim without a provider id: then the
-#   message is not sent again, because Twilio has no idempotency key and twice is worse.
-# * Jobs work out what is due from the moments themselves, not from "the last run": a worker
-#   that was down sends, when it comes back, every reminder whose moment has passed and
-#   whose shift has not started (the day-before one) or started less than
-#   START_GRACE ago (the start-of-shift one).
+# Every message is sent once through core.claims, under a key naming what it is about
+# (``reminder:day_before:<user>:<province>:<tier>:<start>``, ``gaps:<province>:<local
+# date>:<recipient>``...). Jobs work out what is due from the moments themselves, not from
+# "the last run": a worker that was down sends, when it comes back, every reminder whose
+# moment has passed and whose shift has not started (the day-before one) or started less
+# than START_GRACE ago (the start-of-shift one).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from enum import StrEnum
 
 from flask import current_app
 from flask_babel import force_locale, ngettext, pgettext
 from flask_babel import gettext as _
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.claims import Outcome, send_once
 from core.clock import ROME, to_local
 from core.config import Settings
-from core.models import Role, User
-from core.telephony import Telephony, TelephonyError
-from oncall import services
-from oncall.models import SentNotification
+from core.models import Role, User, users_with_role
+from core.telephony import Telephony
+from oncall.chain import all_gaps, rostered_users
 from oncall.schedule import Shift, Tier
-
-log = logging.getLogger(__name__)
 
 DAY_BEFORE_AT = time(18, 0)
 # The start-of-shift reminder still goes out this long after the start (a worker that was
@@ -53,13 +35,6 @@ DAILY_AT = time(9, 0)
 LOOKAHEAD = timedelta(days=14)
 
 Gap = tuple[datetime, datetime]
-
-
-class Outcome(StrEnum):
-    SENT = "sent"
-    ALREADY = "already"  # the key was claimed before (by us earlier, or by another worker)
-    RETRY = "retry"  # a retryable failure: the key is free again
-    REFUSED = "refused"  # a permanent failure: the key stays claimed, no provider id
 
 
 @dataclass(frozen=True)
@@ -102,54 +77,6 @@ def status_callback_url() -> str:
 
 def _stamp(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
-
-
-def send_once(
-    session: Session,
-    telephony: Telephony,
-    *,
-    key: str,
-    kind: str,
-    user_id: int | None,
-    to: str,
-    body: str,
-    now: datetime,
-) -> Outcome:
-    """Send one SMS unless the key was claimed already; COMMITS the session (see above).
-
-    Call it with nothing else pending in the session that must not be committed.
-    """
-    if session.scalar(select(SentNotification.id).where(SentNotification.key == key)):
-        return Outcome.ALREADY
-    claim = SentNotification(key=key, kind=kind, user_id=user_id, sent_at=now)
-    try:
-        with session.begin_nested():
-            session.add(claim)
-    except IntegrityError:
-        # Another worker claimed it between our SELECT and INSERT.
-        return Outcome.ALREADY
-    session.commit()
-    try:
-        sid = telephony.send_sms(to=to, body=body, status_callback=status_callback_url())
-    except TelephonyError as exc:
-        if exc.retryable:
-            session.delete(claim)
-            session.commit()
-            log.warning("%s %s not sent, will retry: status=%s", kind, claim.id, exc.status)
-            return Outcome.RETRY
-        session.commit()
-        log.warning("%s %s refused: code=%s status=%s", kind, claim.id, exc.code, exc.status)
-        return Outcome.REFUSED
-    claim.provider_id = sid
-    session.commit()
-    log.info("%s %s sent as %s", kind, claim.id, sid)
-    return Outcome.SENT
-
-
-def _reachable(user: User | None) -> bool:
-    return (
-        user is not None and user.active and bool(user.phone) and user.phone_verified_at is not None
-    )
 
 
 def _hhmm(at: datetime) -> str:
@@ -237,32 +164,34 @@ def send_shift_reminders(session: Session, telephony: Telephony, now: datetime) 
     """Job: the day-before (18:00 local) and start-of-shift reminders that are due."""
     window_start = now - START_GRACE - timedelta(days=1)
     window_end = now + timedelta(days=2)
-    found: list[Duty] = []
-    for province in _settings().provinces:
-        for tier in (Tier.PRIMARY, Tier.BACKUP):
-            schedule = services.province_schedule(
-                session, province=province, tier=tier, start=window_start, end=window_end
-            )
-            found.extend(duties(province, schedule))
-    found.extend(
-        duties(None, services.coordinator_schedule(session, start=window_start, end=window_end))
-    )
+    provinces = _settings().provinces
+    segments: dict[tuple[str | None, Tier], list[Shift]] = {}
+    users: dict[int, User] = {}
+    for user, province, segment in rostered_users(
+        session, provinces=provinces, start=window_start, end=window_end
+    ):
+        segments.setdefault((province, segment.tier), []).append(segment)
+        users[user.id] = user
+    scopes = [(p, t) for p in provinces for t in (Tier.PRIMARY, Tier.BACKUP)]
+    found = [
+        duty
+        for province, tier in [*scopes, (None, Tier.COORDINATOR)]
+        for duty in duties(province, segments.get((province, tier), []))
+    ]
     # A duty cut by the start of the range began earlier: its reminders are long past.
     due = due_reminders((d for d in found if d.start > window_start), now=now)
-    users = services.users_by_id(session, (duty.user_id for _, duty in due))
     counts = {outcome.value: 0 for outcome in Outcome} | {"unreachable": 0}
     for kind, duty in due:
-        user = users.get(duty.user_id)
-        if user is None or not _reachable(user) or user.phone is None:
+        user = users[duty.user_id]
+        if not user.can_be_paged:
             counts["unreachable"] += 1
             continue
-        outcome = send_once(
+        outcome = _send_to(
             session,
             telephony,
+            user,
             key=reminder_key(kind, duty),
             kind=f"reminder_{kind}",
-            user_id=user.id,
-            to=user.phone,
             body=reminder_text(duty, kind=kind, now=now, locale=user.locale),
             now=now,
         )
@@ -280,12 +209,15 @@ def send_shift_reminders(session: Session, telephony: Telephony, now: datetime) 
 def rota_managers(session: Session, province: str | None) -> list[User]:
     """Reachable rota managers of the province (coordinators for the coordinator tier, or
     when the province has no reachable rota manager), by id."""
-    people = [u for u in session.scalars(select(User).order_by(User.id)) if _reachable(u)]
     if province is not None:
-        managers = [u for u in people if u.has_role(Role.ROTA_MANAGER) and province in u.provinces]
+        managers = [
+            user
+            for user in users_with_role(session, Role.ROTA_MANAGER)
+            if user.can_be_paged and province in user.provinces
+        ]
         if managers:
             return managers
-    return [u for u in people if u.has_role(Role.COORDINATOR)]
+    return [user for user in users_with_role(session, Role.COORDINATOR) if user.can_be_paged]
 
 
 def _daily_due(now: datetime) -> bool:
@@ -299,24 +231,16 @@ def _daily_due(now: datetime) -> bool:
 def operators_without_verified_phone(
     session: Session, *, provinces: Sequence[str], start: datetime, end: datetime
 ) -> dict[str | None, list[User]]:
-    """Operators on some rota in [start, end) with no phone or an unverified one.
+    """Operators on some rota in [start, end) who cannot be paged: no phone, or not verified.
 
     Keys are the siglas of ``provinces`` where somebody is missing one, and None for the
     coordinator tier; each list is sorted by display name.
     """
     found: dict[str | None, dict[int, User]] = {}
-    rostered = [
-        (user, province)
-        for user, province, _shift in services.rostered_users(
-            session, start=start, end=end, provinces=provinces
-        )
-    ]
-    for shift in services.coordinator_schedule(session, start=start, end=end):
-        user = session.get(User, shift.operator_id)
-        if user is not None:
-            rostered.append((user, None))
-    for user, province in rostered:
-        if not user.phone or user.phone_verified_at is None:
+    for user, province, _shift in rostered_users(
+        session, provinces=provinces, start=start, end=end
+    ):
+        if not user.can_be_paged:
             found.setdefault(province, {})[user.id] = user
     return {
         province: sorted(users.values(), key=lambda u: u.display_name)
@@ -379,17 +303,16 @@ def _send_to(
     body: str,
     now: datetime,
 ) -> Outcome:
-    if user.phone is None:
+    phone = user.phone
+    if phone is None:
         return Outcome.REFUSED
     return send_once(
         session,
-        telephony,
         key=key,
         kind=kind,
         user_id=user.id,
-        to=user.phone,
-        body=body,
         now=now,
+        send=lambda: telephony.send_sms(to=phone, body=body, status_callback=status_callback_url()),
     )
 
 
@@ -406,7 +329,7 @@ def current_gaps(session: Session, *, province: str, now: datetime) -> list[Gap]
     """The gaps of the province in the next 14 days; take them before a change, then pass
     them to ``warn_new_gaps`` after it."""
     start, end = gap_window(now)
-    return services.province_gaps(session, province=province, start=start, end=end)
+    return all_gaps(session, provinces=[province], start=start, end=end)[province]
 
 
 def _gap_text(province: str, gaps_found: Sequence[Gap], locale: str) -> str:
@@ -431,7 +354,7 @@ def warn_gaps_daily(session: Session, telephony: Telephony, now: datetime) -> di
         return counts
     local_day = to_local(now).date().isoformat()
     start, end = gap_window(now)
-    found = services.all_gaps(session, provinces=_settings().provinces, start=start, end=end)
+    found = all_gaps(session, provinces=_settings().provinces, start=start, end=end)
     for province, province_gaps in found.items():
         if not province_gaps:
             continue

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from werkzeug.wrappers import Response as WerkzeugResponse
 from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from core import audit
-from core.auth import login_required
+from core.auth import editable_rotas, login_required
 from core.clock import now as clock_now
-from core.config import Settings
+from core.config import get_settings
 from core.db import get_session
-from core.i18n import LANGUAGES
-from core.models import User
+from core.i18n import LANGUAGES, set_user_locale
+from core.models import User, users_by_id
 from core.nav import NavItem, register_nav
 from core.phones import InvalidPhone, normalise_phone
 from core.telephony import get_telephony
@@ -30,12 +29,11 @@ from oncall.calendar import (
     can_revoke,
     create_operator_token,
     create_province_token,
-    feed_provinces,
     revoke_token,
 )
+from oncall.chain import upcoming_shifts
 from oncall.models import MAX_ID, CalendarToken
 from oncall.notifications import LOOKAHEAD
-from oncall.services import upcoming_shifts
 
 bp = Blueprint("oncall_profile", __name__, url_prefix="/profile")
 
@@ -62,11 +60,6 @@ class ProvinceFeedForm(FlaskForm):  # type: ignore[misc]
     province = SelectField(_l("Province"), choices=[], validate_choice=False)
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["ali.settings"]
-    return settings
-
-
 def _me() -> User:
     user: User = current_user
     return user
@@ -74,7 +67,7 @@ def _me() -> User:
 
 def _feed_url(kind: TokenKind, raw: str) -> str:
     endpoint = "oncall_feeds.operator" if kind is TokenKind.OPERATOR else "oncall_feeds.province"
-    return _settings().public_url + url_for(endpoint, token=raw)
+    return get_settings().public_url + url_for(endpoint, token=raw)
 
 
 def _render(
@@ -88,21 +81,16 @@ def _render(
     user = _me()
     db = get_session()
     now = clock_now()
-    served = _settings().provinces
     phone_form = phone_form or PhoneForm(phone=user.phone or "")
     locale_form = LocaleForm(locale=user.locale)
-    provinces = feed_provinces(user, served)
+    provinces = editable_rotas(user, get_settings().provinces)
     province_form = ProvinceFeedForm()
     province_form.province.choices = [SelectChoice(p, p) for p in provinces]
     province_tokens = (
         active_tokens(db, kind=TokenKind.PROVINCE, provinces=provinces) if provinces else []
     )
-    creators = {
-        u.id: u.display_name
-        for u in db.scalars(
-            select(User).where(User.id.in_({t.created_by_id for t in province_tokens}))
-        )
-    }
+    created_by = (t.created_by_id for t in province_tokens if t.created_by_id is not None)
+    creators = {uid: u.display_name for uid, u in users_by_id(db, created_by).items()}
     rostered_soon = bool(upcoming_shifts(db, user_id=user.id, start=now, end=now + LOOKAHEAD))
     context = {
         "pending": verification.pending(db, user=user, now=now),
@@ -150,7 +138,7 @@ def _send_code() -> None:
             get_session(),
             get_telephony(),
             user=user,
-            secret_key=_settings().secret_key,
+            secret_key=get_settings().secret_key,
             now=clock_now(),
         )
     except verification.TooManySends:
@@ -210,7 +198,7 @@ def verify() -> tuple[str, int] | WerkzeugResponse:
             db,
             user=_me(),
             code=form.code.data,
-            secret_key=_settings().secret_key,
+            secret_key=get_settings().secret_key,
             now=clock_now(),
         )
     except verification.WrongCode as exc:
@@ -236,20 +224,9 @@ def language() -> tuple[str, int] | WerkzeugResponse:
     form = LocaleForm()
     if not form.validate_on_submit():
         return _render(status=400)
-    user = _me()
-    if form.locale.data != user.locale:
-        db = get_session()
-        user.locale = form.locale.data
-        audit.record(
-            db,
-            now=clock_now(),
-            action="update",
-            object_type="user",
-            object_id=user.id,
-            actor=user,
-            fields=["locale"],
-        )
-        db.commit()
+    db = get_session()
+    set_user_locale(db, user=_me(), locale=form.locale.data, now=clock_now())
+    db.commit()
     flash(_("Language saved."), "success")
     return redirect(url_for("oncall_profile.profile"))
 
@@ -269,8 +246,8 @@ def create_own_feed() -> tuple[str, int]:
 def create_province_feed() -> tuple[str, int]:
     user = _me()
     form = ProvinceFeedForm()
-    served = _settings().provinces
-    form.province.choices = [SelectChoice(p, p) for p in feed_provinces(user, served)]
+    served = get_settings().provinces
+    form.province.choices = [SelectChoice(p, p) for p in editable_rotas(user, served)]
     if not form.validate_on_submit():
         abort(400)
     db = get_session()
@@ -291,7 +268,7 @@ def revoke_feed(token_id: int) -> WerkzeugResponse:
     db = get_session()
     token = db.get(CalendarToken, token_id)
     user = _me()
-    if token is None or not can_revoke(user, token, _settings().provinces):
+    if token is None or not can_revoke(user, token, get_settings().provinces):
         abort(404)
     revoke_token(db, actor=user, token=token, now=clock_now())
     db.commit()

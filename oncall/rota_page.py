@@ -2,14 +2,14 @@
 
 # Days are Europe/Rome calendar days: each row runs from one local midnight to the next, so
 # the last Sundays of March and October are 23- and 25-hour rows. Every instant is kept in
-# UTC until a template formats it; the resolution itself is oncall.services' (the same
+# UTC until a template formats it; the resolution itself is oncall.chain's (the same
 # final schedule the router and the gap check use).
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import pairwise
 
@@ -17,16 +17,13 @@ import holidays
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
-from core.models import Role, User
-from oncall import services
+from core.formatting import FIRST_YEAR, HOUR, LAST_YEAR, local_midnight
+from core.models import Role, User, users_by_id, users_with_role
+from oncall.chain import on_call_chain, province_schedule
 from oncall.models import Override, Rotation
-from oncall.schedule import ROME, Shift, Tier, gaps
+from oncall.schedule import Shift, Tier, gaps
 
 PROVINCE_TIERS = (Tier.PRIMARY, Tier.BACKUP)
-HOUR = timedelta(hours=1)
-# Months outside this range are refused: the zone database and the holiday calendar have
-# no meaning for year 1 or 9999, and the arithmetic on them overflows.
-FIRST_YEAR, LAST_YEAR = 2000, 2100
 # The holidays package names its languages with a territory.
 _HOLIDAY_LANGUAGES = {"it": "it_IT", "en": "en_US"}
 
@@ -48,6 +45,11 @@ def parse_month(text: str | None, today: date) -> date:
     return date(year, month, 1)
 
 
+def month_param(day: date) -> str:
+    """The ``YYYY-MM`` that ``parse_month`` reads back, for the month of ``day``."""
+    return day.isoformat()[:7]
+
+
 def add_months(month: date, count: int) -> date:
     index = month.year * 12 + month.month - 1 + count
     return date(index // 12, index % 12 + 1, 1)
@@ -55,35 +57,6 @@ def add_months(month: date, count: int) -> date:
 
 def in_supported_range(day: date) -> bool:
     return FIRST_YEAR <= day.year <= LAST_YEAR
-
-
-def local_midnight(day: date) -> datetime:
-    """The UTC instant at which a Rome calendar day starts (midnight always exists there)."""
-    return datetime.combine(day, time(0), tzinfo=ROME).astimezone(UTC)
-
-
-class NonexistentLocalTime(ValueError):
-    """A wall-clock time skipped when the clocks go forward (02:00-03:00 on spring's day)."""
-
-
-def from_local(naive: datetime) -> datetime:
-    """A naive local datetime typed in a form, as a UTC instant.
-
-    A time in the hour that happens twice (autumn) is its first occurrence, as for rotation
-    hand-overs; a time that does not exist (spring) is refused, since any guess would start
-    or end a swap an hour away from what the manager typed.
-    """
-    aware = naive.replace(tzinfo=ROME, fold=0)
-    instant = aware.astimezone(UTC)
-    if instant.astimezone(ROME).replace(tzinfo=None) != naive.replace(fold=0):
-        raise NonexistentLocalTime(naive.isoformat())
-    return instant
-
-
-def is_ambiguous(instant: datetime) -> bool:
-    """Whether the local wall-clock reading of an instant also names another instant."""
-    local = instant.astimezone(ROME)
-    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
 
 
 @lru_cache(maxsize=16)
@@ -175,14 +148,6 @@ class MonthView:
         later = add_months(self.month, 1)
         return later if in_supported_range(later) else None
 
-    @property
-    def unverified_ids(self) -> set[int]:
-        return {uid for uid, user in self.users.items() if not phone_verified(user)}
-
-
-def phone_verified(user: User) -> bool:
-    return bool(user.phone) and user.phone_verified_at is not None
-
 
 def _timeline(
     schedule: Sequence[Shift], start: datetime, end: datetime
@@ -225,12 +190,13 @@ def _pieces_by_day(
 def province_operators(session: Session, province: str | None) -> list[User]:
     """Who may be rostered in a province: active operators covering it, by name; for the
     coordinators' rota (None), active coordinators."""
-    users = session.scalars(
-        select(User).where(User.active.is_(True)).order_by(User.display_name, User.id)
-    )
-    if province is None:
-        return [user for user in users if user.has_role(Role.COORDINATOR)]
-    return [user for user in users if user.has_role(Role.OPERATOR) and province in user.provinces]
+    role = Role.COORDINATOR if province is None else Role.OPERATOR
+    eligible = [
+        user
+        for user in users_with_role(session, role)
+        if province is None or province in user.provinces
+    ]
+    return sorted(eligible, key=lambda user: (user.display_name, user.id))
 
 
 def _in_scope(model: type[Rotation] | type[Override], province: str | None) -> ColumnElement[bool]:
@@ -278,12 +244,12 @@ def build_month(
     start, end = bounds[0][1], bounds[-1][2]
 
     schedules: dict[Tier, list[Shift]] = {
-        tier: services.province_schedule(
-            session, province=province, tier=tier, start=start, end=end
-        )
+        tier: province_schedule(session, province=province, tier=tier, start=start, end=end)
         for tier in (PROVINCE_TIERS if province is not None else ())
     }
-    schedules[Tier.COORDINATOR] = services.coordinator_schedule(session, start=start, end=end)
+    schedules[Tier.COORDINATOR] = province_schedule(
+        session, province=None, tier=Tier.COORDINATOR, start=start, end=end
+    )
     cells = {
         tier: _pieces_by_day(_timeline(schedule, start, end), bounds)
         for tier, schedule in schedules.items()
@@ -307,11 +273,11 @@ def build_month(
         month=first,
         today=today,
         days=rows,
-        users=services.users_by_id(session, operator_ids),
+        users=users_by_id(session, operator_ids),
         # Nobody on the coordinators' rota is no gap: every active coordinator is alerted.
         gaps=gaps(schedules[Tier.PRIMARY], start, end) if province is not None else [],
         has_coordinator_rota=has_coordinator_rota,
-        coordinators=[] if has_coordinator_rota else services.active_coordinators(session),
+        coordinators=[] if has_coordinator_rota else users_with_role(session, Role.COORDINATOR),
         overrides=overrides_between(session, province, start, end),
         rotations=province_rotations(session, province),
     )
@@ -364,11 +330,11 @@ def on_call_now(session: Session, *, provinces: Sequence[str], now: datetime) ->
     # Resolved further than shown, so "until" and a gap's end are not cut at the horizon.
     window = now + RESOLVED_AHEAD
     for province in provinces:
-        chain = services.on_call_chain(session, province=province, at=now)
-        primary = services.province_schedule(
+        chain = on_call_chain(session, province=province, at=now)
+        primary = province_schedule(
             session, province=province, tier=Tier.PRIMARY, start=now, end=window
         )
-        backup = services.province_schedule(
+        backup = province_schedule(
             session, province=province, tier=Tier.BACKUP, start=now, end=window
         )
         holes = [hole for hole in gaps(primary, now, window) if hole[0] < horizon]

@@ -51,14 +51,12 @@ __all__ = [
     "final_schedule",
     "gaps",
     "normalize",
-    "on_call_at",
     "preview_rotation",
     "rotation_shifts",
+    "to_utc",
 ]
 
 ROME = ZoneInfo("Europe/Rome")
-
-_TICK = timedelta(microseconds=1)
 
 
 class Tier(StrEnum):
@@ -75,7 +73,8 @@ class Source(StrEnum):
     OVERRIDE = "override"
 
 
-def _to_utc(value: datetime, name: str) -> datetime:
+def to_utc(value: datetime, name: str) -> datetime:
+    """The instant in UTC; a naive datetime (whose zone would be a guess) raises ValueError."""
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is UTC:
@@ -88,7 +87,7 @@ def _to_utc(value: datetime, name: str) -> datetime:
 
 
 def _range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    start_utc, end_utc = _to_utc(start, "start"), _to_utc(end, "end")
+    start_utc, end_utc = to_utc(start, "start"), to_utc(end, "end")
     if end_utc < start_utc:
         raise ValueError(f"end {end_utc.isoformat()} is before start {start_utc.isoformat()}")
     return start_utc, end_utc
@@ -155,7 +154,7 @@ class _Assignment:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tier", Tier(self.tier))
-        start, end = _to_utc(self.start, "start"), _to_utc(self.end, "end")
+        start, end = to_utc(self.start, "start"), to_utc(self.end, "end")
         if end <= start:
             raise ValueError(f"end {end.isoformat()} must be after start {start.isoformat()}")
         # Stored in UTC so that every later comparison is between real instants.
@@ -188,15 +187,15 @@ class Shift:
     rule_id: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "start", _to_utc(self.start, "start"))
-        object.__setattr__(self, "end", _to_utc(self.end, "end"))
+        object.__setattr__(self, "start", to_utc(self.start, "start"))
+        object.__setattr__(self, "end", to_utc(self.end, "end"))
 
     @property
     def duration(self) -> timedelta:
         return self.end - self.start
 
     def holds(self, at: datetime) -> bool:
-        return self.start <= _to_utc(at, "at") < self.end
+        return self.start <= to_utc(at, "at") < self.end
 
 
 _Holder = tuple[int, Source, int]
@@ -385,68 +384,6 @@ def normalize(schedule: Iterable[Shift]) -> list[Shift]:
         else:
             merged.append(segment)
     return merged
-
-
-def on_call_at(
-    *,
-    rotations: Iterable[RotationRule] = (),
-    shifts: Iterable[ExplicitShift] = (),
-    overrides: Iterable[Override] = (),
-    tier: Tier | str,
-    at: datetime,
-    tz: ZoneInfo = ROME,
-) -> Shift | None:
-    """Who holds the tier at ``at``, or None when nobody does (a gap).
-
-    The Shift returned is the segment of the final schedule that contains ``at``, resolved
-    within the winning rule's own interval (its rotation shift, explicit shift or override):
-    ``end`` is when that holder hands over or is displaced by a rule of higher precedence.
-    Costs O(rules), whatever the age of the rotations.
-    """
-    instant = _to_utc(at, "at")
-    tier = Tier(tier)
-    until = instant + _TICK
-    # Iterated twice below, so a generator must not be consumed by the first pass.
-    shifts, overrides = list(shifts), list(overrides)
-    # Only rules around the instant matter; ranking them is cheap once filtered.
-    ranked_overrides = _ranked_assignments(overrides, tier, instant, until)
-    ranked_shifts = _ranked_assignments(shifts, tier, instant, until)
-    ranked_rotations = _ranked_rotations(rotations, tier)
-
-    window: tuple[datetime, datetime] | None = None
-    if ranked_overrides:
-        window = (ranked_overrides[0].start, ranked_overrides[0].end)
-    elif ranked_shifts:
-        window = (ranked_shifts[0].start, ranked_shifts[0].end)
-    else:
-        for rule in ranked_rotations:
-            found = next(_shift_indices(rule, instant, until, tz), None)
-            if found is not None:
-                window = (found[1], found[2])
-                break
-    if window is None:
-        return None
-
-    # Rules of lower precedence than the winner never show inside its interval, so they are
-    # left out; the segment found is then the same as in any wider resolution (clipped).
-    window_start, window_end = window
-    window_overrides = _ranked_assignments(overrides, tier, window_start, window_end)
-    window_shifts: list[ExplicitShift] = []
-    window_rotations: list[RotationRule] = []
-    if not ranked_overrides:
-        window_shifts = _ranked_assignments(shifts, tier, window_start, window_end)
-        if not ranked_shifts:
-            window_rotations = ranked_rotations
-    schedule = _resolve(
-        overrides=window_overrides,
-        shifts=window_shifts,
-        rotations=window_rotations,
-        tier=tier,
-        start=window_start,
-        end=window_end,
-        tz=tz,
-    )
-    return next(segment for segment in schedule if segment.start <= instant < segment.end)
 
 
 def preview_rotation(

@@ -63,12 +63,8 @@ def _digest(secret_key: str, verification_user: int, phone: str, code: str) -> s
     return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
 
 
-def set_phone(session: Session, *, user: User, phone: str | None, now: datetime) -> bool:
-    """Change (or remove) the user's phone; a new number is unverified. True if it changed."""
-    if phone == user.phone:
-        return False
-    user.phone = phone
-    user.phone_verified_at = None
+def _record_own_update(session: Session, *, user: User, fields: list[str], now: datetime) -> None:
+    """Audit a change users made to their own profile (field names only)."""
     audit.record(
         session,
         now=now,
@@ -76,8 +72,17 @@ def set_phone(session: Session, *, user: User, phone: str | None, now: datetime)
         object_type="user",
         object_id=user.id,
         actor=user,
-        fields=["phone", "phone_verified_at"],
+        fields=fields,
     )
+
+
+def set_phone(session: Session, *, user: User, phone: str | None, now: datetime) -> bool:
+    """Change (or remove) the user's phone; a new number is unverified. True if it changed."""
+    if phone == user.phone:
+        return False
+    user.phone = phone
+    user.phone_verified_at = None
+    _record_own_update(session, user=user, fields=["phone", "phone_verified_at"], now=now)
     return True
 
 
@@ -169,12 +174,4 @@ def verify_code(session: Session, *, user: User, code: str, secret_key: str, now
         raise WrongCode(MAX_ATTEMPTS - row.attempts)
     row.verified_at = now
     user.phone_verified_at = now
-    audit.record(
-        session,
-        now=now,
-        action="update",
-        object_type="user",
-        object_id=user.id,
-        actor=user,
-        fields=["phone_verified_at"],
-    )
+    _record_own_update(session, user=user, fields=["phone_verified_at"], now=now)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
 from typing import Any
 
-import phonenumbers
-from babel import dates as babel_dates
 from flask import (
     Blueprint,
     Flask,
@@ -20,7 +17,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -28,18 +24,21 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from core import audit
-from core.auth import login_required
+from core.auth import can_edit_rota, can_see_province, login_required, visible_provinces
 from core.clock import now as clock_now
-from core.config import Settings
+from core.config import get_settings
 from core.db import get_session
-from core.models import Role, User
-from core.nav import NavItem, current_locale, register_nav
+from core.formatting import format_day, format_when, local_date, local_midnight
+from core.i18n import current_locale
+from core.models import Role, User, users_with_role
+from core.nav import NavItem, register_nav
 from core.telephony import get_telephony
-from oncall import notifications, rota_page, services
-from oncall.forms import EndRotationForm, OverrideForm, RotationForm, tier_choices
+from oncall import editing, notifications, rota_page
+from oncall.chain import all_gaps, on_call_chain, province_schedule, upcoming_shifts
+from oncall.forms import TIER_LABELS, EndRotationForm, OverrideForm, RotationForm, tier_choices
 from oncall.models import MAX_ID, Override, Rotation
-from oncall.rota_page import is_ambiguous
-from oncall.schedule import ROME, Shift, Tier, gaps, preview_rotation, rotation_shifts
+from oncall.rules import MAX_ASSIGNMENT
+from oncall.schedule import Shift, Tier, gaps, preview_rotation, rotation_shifts
 
 bp = Blueprint("oncall", __name__, url_prefix="/rota")
 
@@ -53,11 +52,6 @@ UPCOMING_GAPS_SHOWN = 5
 
 # ---------------------------------------------------------------------------------------
 # Access
-
-
-def _served() -> tuple[str, ...]:
-    settings: Settings = current_app.extensions["ali.settings"]
-    return settings.provinces
 
 
 def _user() -> User:
@@ -88,18 +82,6 @@ class Scope:
         return str(_("Rota of %(province)s", province=self.province))
 
 
-def can_edit(user: User, scope: Scope) -> bool:
-    """Coordinators and admins everywhere; rota managers in their own provinces (never the
-    coordinators' rota)."""
-    if user.has_role(Role.COORDINATOR, Role.ADMIN):
-        return True
-    return (
-        scope.province is not None
-        and user.has_role(Role.ROTA_MANAGER)
-        and scope.province in user.provinces
-    )
-
-
 def _scope(sigla: str, *, edit: bool = False) -> Scope:
     """The scope of the URL, or 404 when not served, or 403 when the user has no access.
 
@@ -110,101 +92,36 @@ def _scope(sigla: str, *, edit: bool = False) -> Scope:
     if sigla == COORDINATORS:
         scope = Scope(key=COORDINATORS, province=None)
     else:
-        if sigla not in _served():
+        if sigla not in get_settings().provinces:
             abort(404)
-        if not user.covers_province(sigla):
+        if not can_see_province(user, sigla):
             abort(403)
         scope = Scope(key=sigla, province=sigla)
-    if edit and not can_edit(user, scope):
+    if edit and not can_edit_rota(user, scope.province):
         abort(403)
     return scope
 
 
 def _visible_provinces(user: User) -> list[str]:
-    return [sigla for sigla in _served() if user.covers_province(sigla)]
+    return visible_provinces(user, get_settings().provinces)
 
 
 def _today() -> date:
-    return clock_now().astimezone(ROME).date()
+    return local_date(clock_now())
 
 
 # ---------------------------------------------------------------------------------------
-# Formatting helpers for the templates
-
-
-# Pages format hundreds of dates and labels (a busy month has ~200 segments): dates go
-# through a cache keyed by locale, and repeated labels are translated once per render.
-
-
-@lru_cache(maxsize=8192)
-def _date_text(day: date, pattern: str, locale: str) -> str:
-    return babel_dates.format_date(day, pattern, locale=locale)
-
-
-def day_name(day: date, pattern: str = "EEE d MMM") -> str:
-    """A date in the UI language, e.g. "sab 24 ott" (``pattern`` is Babel's)."""
-    return _date_text(day, pattern, current_locale())
-
-
-def tier_label(tier: str | Tier | None) -> str:
-    labels: dict[str, str] = {
-        Tier.PRIMARY.value: _("Primary"),
-        Tier.BACKUP.value: _("Backup"),
-        Tier.COORDINATOR.value: _("Coordinators"),
-    }
-    if tier is None:
-        return labels[Tier.COORDINATOR.value]
-    return labels.get(str(tier), str(tier))
-
-
-def clock(instant: datetime, day: date | None = None) -> str:
-    """HH:MM in Rome; the next midnight of ``day`` reads 24:00; a reading that happens twice
-    on the autumn change carries its zone (02:30 CEST, then 02:30 CET)."""
-    local = instant.astimezone(ROME)
-    if day is not None and local.date() > day:
-        return "24:00"
-    text = local.strftime("%H:%M")
-    if is_ambiguous(instant):
-        text += " " + (local.tzname() or "")
-    return text
-
-
-def when(instant: datetime, locale: str | None = None) -> str:
-    """Day and time in Rome, e.g. "sab 24 ott 08:00"."""
-    local = instant.astimezone(ROME)
-    return f"{_date_text(local.date(), 'EEE d MMM', locale or current_locale())} {clock(instant)}"
-
-
-def hours(start: datetime, end: datetime) -> str:
-    value = (end - start) / timedelta(hours=1)
-    return f"{value:g} h"
-
-
-def phone_display(e164: str) -> str:
-    """+39 333 100 0002: readable at night; the tel: link keeps the E.164 form."""
-    try:
-        number = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return e164
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+# Template helpers (dates, times, durations and phones are core.formatting's filters)
 
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
-    locale = current_locale()
-    tiers = {tier.value: tier_label(tier) for tier in Tier}
+    # Labels are translated once per page (a busy month has ~200 segments), used in every cell.
+    tiers = {tier.value: str(label) for tier, label in TIER_LABELS.items()}
     return {
         "tier_label": lambda tier: tiers.get(str(tier or Tier.COORDINATOR.value), str(tier)),
-        "clock": clock,
-        "when": lambda instant: when(instant, locale),
-        "hours": hours,
-        "day_name": lambda day, pattern="EEE d MMM": _date_text(day, pattern, locale),
-        "month_title": lambda month: _date_text(month, "LLLL yyyy", locale),
-        "phone_display": phone_display,
-        "phone_verified": rota_page.phone_verified,
+        "month_param": rota_page.month_param,
         "Tier": Tier,
-        "local_day": lambda instant: instant.astimezone(ROME).date(),
-        # Translated once per page, used in every cell.
         "txt": {
             "nobody": _("Nobody on call"),
             "all_coordinators": _("all coordinators"),
@@ -217,8 +134,8 @@ def _helpers() -> dict[str, Any]:
     }
 
 
-# Services speak English (see oncall.services); users see these, by the field concerned.
-def _rota_error_message(exc: services.RotaError, scope: Scope) -> str:
+# Services speak English (see oncall.editing); users see these, by the field concerned.
+def _rota_error_message(exc: editing.RotaError, scope: Scope) -> str:
     by_field = {
         "operator_ids": _(
             "One of the coordinators cannot be on call: each must be active "
@@ -237,7 +154,7 @@ def _rota_error_message(exc: services.RotaError, scope: Scope) -> str:
         "end": _(
             "The end must be after the start, and a swap lasts at most %(days)s days: "
             "use a rotation for longer arrangements.",
-            days=services.MAX_ASSIGNMENT.days,
+            days=MAX_ASSIGNMENT.days,
         ),
     }
     return str(by_field.get(exc.field or "", _("This change cannot be made. Check the form.")))
@@ -264,13 +181,13 @@ def index() -> str | WerkzeugResponse:
         return redirect(url_for("oncall.month", sigla=provinces[0]))
     now = clock_now()
     start, end = notifications.gap_window(now)
-    found_gaps = services.all_gaps(get_session(), provinces=provinces, start=start, end=end)
+    found_gaps = all_gaps(get_session(), provinces=provinces, start=start, end=end)
     return render_template(
         "oncall/index.html",
         provinces=provinces,
         gaps=found_gaps,
         gap_days=notifications.LOOKAHEAD.days,
-        editable={p: can_edit(user, Scope(key=p, province=p)) for p in provinces},
+        editable={p: can_edit_rota(user, p) for p in provinces},
         coordinators=COORDINATORS,
     )
 
@@ -302,7 +219,7 @@ def month(sigla: str) -> str:
         upcoming_gaps=upcoming[:UPCOMING_GAPS_SHOWN],
         more_gaps=len(upcoming) - UPCOMING_GAPS_SHOWN,
         gap_days=notifications.LOOKAHEAD.days,
-        editable=can_edit(_user(), scope),
+        editable=can_edit_rota(_user(), scope.province),
         columns=[t for t in scope.tiers if t is not Tier.COORDINATOR]
         + ([Tier.COORDINATOR] if coordinator_column else []),
     )
@@ -324,7 +241,7 @@ def _preview(
 ) -> tuple[list[Shift], list[tuple[datetime, datetime]]]:
     """The next turns the rotation will produce, and the primary gaps the province will have
     from now until the last of them once it is saved (other rules included)."""
-    rule = services.draft_rule(
+    rule = editing.draft_rule(
         tier=form.tier.data,
         operator_ids=form.operator_ids(),
         handover=form.handover.data,
@@ -334,10 +251,8 @@ def _preview(
         rotation_id=rotation_id,
     )
     first_day = max(rule.start, _today())
-    start = rota_page.local_midnight(first_day)
-    end = rota_page.local_midnight(
-        first_day + timedelta(days=rule.period_days * (PREVIEW_SHIFTS + 1))
-    )
+    start = local_midnight(first_day)
+    end = local_midnight(first_day + timedelta(days=rule.period_days * (PREVIEW_SHIFTS + 1)))
     # Begin with the first whole turn (the one in force that day, or the first to come).
     turns = rotation_shifts(rule, start, end)
     if turns:
@@ -349,7 +264,7 @@ def _preview(
     if rule.tier is Tier.PRIMARY and scope.province is not None:
         # From now: a rotation starting in a fortnight leaves the fortnight uncovered.
         since = min(clock_now(), start)
-        resolved = services.province_schedule(
+        resolved = province_schedule(
             get_session(),
             province=scope.province,
             tier=Tier.PRIMARY,
@@ -436,7 +351,7 @@ def _submit_rotation(
     if form.validate():
         try:
             preview = _preview(form, scope, rotation.id if rotation else None)
-        except services.RotaError as exc:
+        except editing.RotaError as exc:
             _form_error(form, exc.field, _rota_error_message(exc, scope))
     if preview is None:
         return _rotation_page(form, scope, rotation, operators, status=400)
@@ -464,21 +379,21 @@ def _save_rotation(
     before = _gaps_now(scope)
     try:
         if rotation is None:
-            saved = services.create_rotation(
+            saved = editing.create_rotation(
                 session, actor=_user(), now=clock_now(), province=scope.province, **values
             )
         else:
-            saved = services.update_rotation(
+            saved = editing.update_rotation(
                 session, rotation, actor=_user(), now=clock_now(), **values
             )
-    except services.RotaError as exc:
+    except editing.RotaError as exc:
         session.rollback()
         _form_error(form, exc.field, _rota_error_message(exc, scope))
         return _rotation_page(form, scope, rotation, operators, status=400)
     _commit_and_warn(session, scope, before)
     flash(_("Rotation saved."), "success")
     shown = max(saved.start_date, _today())
-    return redirect(url_for("oncall.month", sigla=scope.key, month=shown.strftime("%Y-%m")))
+    return redirect(url_for("oncall.month", sigla=scope.key, month=rota_page.month_param(shown)))
 
 
 @bp.route("/<sigla>/rotations/new", methods=["GET", "POST"])
@@ -504,15 +419,15 @@ def end_rotation(sigla: str, rotation_id: int) -> tuple[str, int] | WerkzeugResp
     if form.validate():
         before = _gaps_now(scope)
         try:
-            services.update_rotation(
+            editing.update_rotation(
                 session, rotation, actor=_user(), now=clock_now(), end_date=form.end_date.data
             )
-        except services.RotaError as exc:
+        except editing.RotaError as exc:
             session.rollback()
             flash(_rota_error_message(exc, scope), "error")
         else:
             _commit_and_warn(session, scope, before)
-            ends = format_date(form.end_date.data)
+            ends = format_day(form.end_date.data, "d MMMM yyyy")
             flash(_("The rotation ends on %(day)s.", day=ends), "success")
             return redirect(url_for("oncall.month", sigla=scope.key))
     for errors in form.errors.values():
@@ -529,7 +444,7 @@ def delete_rotation(sigla: str, rotation_id: int) -> WerkzeugResponse:
     # CSRFProtect checks the token of every POST before the view runs.
     session = get_session()
     before = _gaps_now(scope)
-    services.delete_rotation(session, rotation, actor=_user(), now=clock_now())
+    editing.delete_rotation(session, rotation, actor=_user(), now=clock_now())
     _commit_and_warn(session, scope, before)
     flash(_("Rotation deleted."), "success")
     return redirect(url_for("oncall.month", sigla=scope.key))
@@ -595,54 +510,31 @@ def new_override(sigla: str) -> tuple[str, int] | WerkzeugResponse:
     form.tier.choices = tier_choices(scope.tiers)
     form.set_operator_choices(operators)
     if form.validate():
-        start = end = None
+        start, end = form.instants()
         try:
-            start = rota_page.from_local(form.start.data)
-        except rota_page.NonexistentLocalTime:
-            form.start.errors.append(_nonexistent_message())
-        try:
-            end = rota_page.from_local(form.end.data)
-        except rota_page.NonexistentLocalTime:
-            form.end.errors.append(_nonexistent_message())
-        if start is not None and end is not None:
-            try:
-                services.add_override(
-                    session,
-                    actor=_user(),
-                    now=clock_now(),
-                    province=scope.province,
-                    tier=form.tier.data,
-                    user_id=int(form.user_id.data),
-                    start=start,
-                    end=end,
-                    reason=form.reason.data or "",
-                )
-            except services.RotaError as exc:
-                session.rollback()
-                _form_error(form, exc.field, _rota_error_message(exc, scope))
-            else:
-                session.commit()
-                flash(
-                    _("Swap saved: %(start)s – %(end)s.", start=when(start), end=when(end)),
-                    "success",
-                )
-                return redirect(
-                    url_for(
-                        "oncall.month",
-                        sigla=scope.key,
-                        month=start.astimezone(ROME).strftime("%Y-%m"),
-                    )
-                )
+            editing.add_override(
+                session,
+                actor=_user(),
+                now=clock_now(),
+                province=scope.province,
+                tier=form.tier.data,
+                user_id=int(form.user_id.data),
+                start=start,
+                end=end,
+                reason=form.reason.data or "",
+            )
+        except editing.RotaError as exc:
+            session.rollback()
+            _form_error(form, exc.field, _rota_error_message(exc, scope))
+        else:
+            session.commit()
+            swap = _(
+                "Swap saved: %(start)s – %(end)s.", start=format_when(start), end=format_when(end)
+            )
+            flash(swap, "success")
+            month = rota_page.month_param(local_date(start))
+            return redirect(url_for("oncall.month", sigla=scope.key, month=month))
     return render_template("oncall/override_form.html", form=form, scope=scope), 400
-
-
-def _nonexistent_message() -> str:
-    return str(
-        _(
-            "This time does not exist that day: the clocks go forward from 02:00 to 03:00. "
-            "Choose 03:00 or later."
-        )
-    )
 
 
 @bp.post(f"/<sigla>/overrides/<int(max={MAX_ID}):override_id>/delete")
@@ -657,9 +549,9 @@ def delete_override(sigla: str, override_id: int) -> WerkzeugResponse:
         or Tier(override.tier) not in scope.tiers
     ):
         abort(404)
-    month = override.start_at.astimezone(ROME).strftime("%Y-%m")
+    month = rota_page.month_param(local_date(override.start_at))
     before = _gaps_now(scope)
-    services.delete_override(session, override, actor=_user(), now=clock_now())
+    editing.delete_override(session, override, actor=_user(), now=clock_now())
     _commit_and_warn(session, scope, before)
     flash(_("Swap deleted."), "success")
     return redirect(url_for("oncall.month", sigla=scope.key, month=month))
@@ -673,8 +565,8 @@ def now() -> str:
     session = get_session()
     at = clock_now()
     rows = rota_page.on_call_now(session, provinces=provinces, now=at)
-    chain = services.on_call_chain(session, province=provinces[0], at=at) if provinces else None
-    coordinators = chain.coordinators if chain else services.active_coordinators(session)
+    chain = on_call_chain(session, province=provinces[0], at=at) if provinces else None
+    coordinators = chain.coordinators if chain else users_with_role(session, Role.COORDINATOR)
     # The page shows colleagues' phone numbers: the read is audited, by field name.
     audit.record(
         session,
@@ -700,7 +592,7 @@ def now() -> str:
 def mine() -> str:
     user = _user()
     at = clock_now()
-    shifts = services.upcoming_shifts(
+    shifts = upcoming_shifts(
         get_session(), user_id=user.id, start=at, end=at + timedelta(days=MY_SHIFTS_DAYS)
     )
     # The profile page (phone verification) belongs to another part of oncall; link it when
@@ -712,7 +604,7 @@ def mine() -> str:
         shifts=shifts,
         days=MY_SHIFTS_DAYS,
         at=at,
-        phone_ok=rota_page.phone_verified(user),
+        phone_ok=user.can_be_paged,
     )
 
 

@@ -1,16 +1,18 @@
-"""Routing a case: its province by the design §5 rules and who is on call for it now."""
+"""Routing a case: whether its province has a rota of ours, the chain on call for it, and who
+may see it."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import User
-from oncall.services import OnCallChain, on_call_chain, primary_on_call
-from routing.places import ProvinceResolution, ProvinceSource, resolve_province
+from core.auth import can_see_province
+from core.models import Role, User
+from oncall.chain import OnCallChain, on_call_chain
+from routing.models import Case, CaseEvent, Dispatch, Page
+from routing.places import ProvinceResolution, ProvinceSource
 
 # Sources whose province has a rota of its own; out-of-area and unresolved cases go to the
 # coordinators (design §5) and have no primary.
@@ -25,37 +27,9 @@ _ROTA_SOURCES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class CaseRoute:
-    """Where a case goes: its province, how that was found, and the chain on call for it."""
-
-    resolution: ProvinceResolution
-    chain: OnCallChain | None  # None when the province has no rota (unresolved, out of area)
-
-    @property
-    def primary(self) -> User | None:
-        return self.chain.primary if self.chain is not None else None
-
-
-def case_province(
-    *,
-    served: Collection[str],
-    province: str | None = None,
-    municipality: str | None = None,
-    caller_phone: str | None = None,
-    partner_province: str | None = None,
-) -> ProvinceResolution:
-    """The province of a case from what the reporter said (no database needed).
-
-    Raises `routing.places.InvalidProvinceError` when an explicit province is not one.
-    """
-    return resolve_province(
-        served=served,
-        province=province,
-        municipality=municipality,
-        caller_phone=caller_phone,
-        partner_province=partner_province,
-    )
+def has_rota(resolution: ProvinceResolution) -> bool:
+    """Whether a case of this resolution goes to its province's rota (else: coordinators)."""
+    return resolution.sigla is not None and resolution.source in _ROTA_SOURCES
 
 
 def chain_for(
@@ -67,39 +41,35 @@ def chain_for(
     return on_call_chain(session, province=resolution.sigla, at=at)
 
 
-def has_rota(resolution: ProvinceResolution) -> bool:
-    """Whether a case of this resolution goes to its province's rota (else: coordinators)."""
-    return resolution.sigla is not None and resolution.source in _ROTA_SOURCES
+# --- who may see a case ------------------------------------------------------------------------
 
 
-def primary_for(session: Session, *, resolution: ProvinceResolution, at: datetime) -> User | None:
-    """`chain_for(...).primary` in one query: the intake's hot path needs nobody else."""
-    if resolution.sigla is None or not has_rota(resolution):
-        return None
-    return primary_on_call(session, province=resolution.sigla, at=at)
-
-
-def route_case(
-    session: Session,
-    *,
-    served: Collection[str],
-    at: datetime,
-    province: str | None = None,
-    municipality: str | None = None,
-    caller_phone: str | None = None,
-    partner_province: str | None = None,
-) -> CaseRoute:
-    """Province (design §5 order) and the on-call chain for a new case at `at`."""
-    resolution = case_province(
-        served=served,
-        province=province,
-        municipality=municipality,
-        caller_phone=caller_phone,
-        partner_province=partner_province,
+def was_paged(session: Session, user: User, case: Case) -> bool:
+    """Whether `user` was alerted for this case (any page, any step)."""
+    return (
+        session.scalar(
+            select(Page.id)
+            .join(Dispatch, Dispatch.id == Page.dispatch_id)
+            .where(Dispatch.case_id == case.id, Page.operator_id == user.id)
+            .limit(1)
+        )
+        is not None
     )
-    return CaseRoute(resolution, chain_for(session, resolution=resolution, at=at))
 
 
-def on_call_now(session: Session, *, province: str, at: datetime) -> OnCallChain:
-    """The chain of a served province at `at` (for `GET /api/v1/oncall`)."""
-    return on_call_chain(session, province=province, at=at)
+def can_see_case(session: Session, user: User, case: Case) -> bool:
+    """Coordinators and admins see every case; operators the cases of their provinces, and
+    any case they were paged for or accepted (an unresolved one sent to them, say)."""
+    if user.has_role(Role.COORDINATOR, Role.ADMIN):
+        return True
+    if case.province is not None and can_see_province(user, case.province):
+        return True
+    return case.accepted_by_id == user.id or was_paged(session, user, case)
+
+
+def timeline(session: Session, case: Case) -> list[CaseEvent]:
+    return list(
+        session.scalars(
+            select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id)
+        )
+    )

@@ -27,6 +27,8 @@ from core.models import User
 from tests.pg import Cluster, PostgresUnavailable, start_cluster
 from tests.twilio_standin import TwilioStandIn
 
+pytest_plugins = ["tests.alerting"]
+
 for _name in ("core", *FEATURES):
     try:
         importlib.import_module(f"{_name}.models")

@@ -145,7 +145,9 @@ def flask_transport(client: FlaskClient, public_url: str) -> Transport[TestRespo
         path = url[len(prefix) :] or "/"
         if path.startswith("?"):
             path = "/" + path
-        return client.post(path, data=params, headers=headers)
+        response = client.post(path, data=params, headers=headers)
+        response.close()  # as a WSGI server does: what Ali does after its answer runs now
+        return response
 
     return transport
 

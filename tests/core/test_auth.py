@@ -1,4 +1,5 @@
-"""Login, lockout, CSRF, cookies, idle timeout, redirects and the users CLI."""
+"""Login, lockout, CSRF, cookies, idle timeout, redirects, who sees and edits which province,
+and the users CLI."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.app import create_app
-from core.auth import IP_FAILURES_PER_WINDOW
+from core.auth import (
+    IP_FAILURES_PER_WINDOW,
+    can_edit_rota,
+    can_see_province,
+    editable_rotas,
+    visible_provinces,
+)
 from core.clock import FrozenClock
 from core.config import Settings
 from core.models import AuditEntry, User
@@ -270,3 +277,27 @@ def test_a_phone_changing_network_stays_signed_in(
     login(client, "op@ali.example")
     moved = client.get("/", environ_overrides={"REMOTE_ADDR": "10.1.2.3"})
     assert moved.status_code == 200
+
+
+SERVED = ("BG", "BS", "CR")
+
+
+@pytest.mark.parametrize(
+    ("roles", "provinces", "sees", "edits"),
+    [
+        (("operator",), ("BS",), ["BS"], []),
+        (("operator", "rota_manager"), ("BS", "CR"), ["BS", "CR"], ["BS", "CR"]),
+        (("rota_manager",), (), [], []),
+        (("coordinator",), (), ["BG", "BS", "CR"], ["BG", "BS", "CR"]),
+        (("admin",), (), ["BG", "BS", "CR"], ["BG", "BS", "CR"]),
+    ],
+)
+def test_who_sees_and_edits_which_province(
+    roles: tuple[str, ...], provinces: tuple[str, ...], sees: list[str], edits: list[str]
+) -> None:
+    user = User(roles=list(roles), provinces=list(provinces))
+    assert visible_provinces(user, SERVED) == sees
+    assert [p for p in SERVED if can_see_province(user, p)] == sees
+    assert editable_rotas(user, SERVED) == edits
+    # The project-wide coordinators' rota is the coordinators' and the admins' alone.
+    assert can_edit_rota(user, None) is bool({"coordinator", "admin"} & set(roles))

@@ -8,7 +8,10 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from core.models import AuditEntry
 from tests.conftest import UserFactory, csrf_token, login
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +31,20 @@ def test_a_users_language_preference_is_kept(client: FlaskClient, make_user: Use
     make_user(email="op@ali.example", locale="en")
     login(client, "op@ali.example")
     assert "Sign out" in client.get("/").get_data(as_text=True)
+
+
+def test_a_signed_in_users_choice_is_saved_on_their_account_and_audited(
+    client: FlaskClient, db: Session, make_user: UserFactory
+) -> None:
+    anna = make_user(email="op@ali.example")
+    login(client, "op@ali.example")
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    response = client.post("/language", data={"lang": "en", "next": "/", "csrf_token": token})
+    assert response.status_code == 302
+    db.refresh(anna)
+    assert anna.locale == "en"
+    entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "update")).one()
+    assert (entry.object_id, entry.actor_id, entry.fields) == (str(anna.id), anna.id, ["locale"])
 
 
 def test_unknown_language_is_ignored(client: FlaskClient) -> None:

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from core.clock import FrozenClock
 from core.config import Settings
 from intake.demo import DEMO_SOURCE, SNIPPET_FILE
-from intake.models import Case, Source
+from intake.models import Source
+from routing.models import Case
 from tests.conftest import PUBLIC_URL
 
 

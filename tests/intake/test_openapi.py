@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from core.clock import FrozenClock
-from intake.models import Case, CaseStatus, Exploitation, Urgency
+from intake.models import Exploitation
 from intake.openapi import HANDOFF_EXAMPLE
 from intake.validation import MAX_SUMMARY
+from routing.models import Case, CaseStatus, Urgency
 from tests.intake.signed import HANDOFFS, Sender, encode, make_source
 
 Producer = Callable[[Sender, Session, FrozenClock], TestResponse]

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from core.clock import FrozenClock
 from core.models import AuditEntry
-from intake.models import Case
 from intake.services import IssuedSecret
 from oncall.models import RotaShift
+from routing.models import Case
 from tests.conftest import UserFactory
 from tests.intake.signed import Sender, make_source
 
@@ -26,7 +26,8 @@ def test_status_of_a_handoff_says_who_accepted_it_and_when(
     assert fresh.status_code == 200
     assert fresh.get_json() == {
         "case": "BS-2026-0001",
-        "status": "new",
+        "status": "dispatched",
+        "accepted": False,
         "province": "BS",
         "accepted_by": None,
         "accepted_at": None,
@@ -41,6 +42,7 @@ def test_status_of_a_handoff_says_who_accepted_it_and_when(
     assert accepted.get_json() == {
         "case": "BS-2026-0001",
         "status": "accepted",
+        "accepted": True,
         "province": "BS",
         "accepted_by": "Operatore Uno",
         "accepted_at": "2026-11-24T10:02:13+00:00",

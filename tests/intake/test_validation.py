@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intake.models import AgeBand, Exploitation, Gender, Minor, Need, ReporterType, Urgency
+from intake.models import AgeBand, Exploitation, Gender, Minor, Need, ReporterType
 from intake.signing import signature, signature_matches, signed_headers, timestamp_is_fresh
 from intake.validation import (
     MAX_SUMMARY,
@@ -19,6 +19,7 @@ from intake.validation import (
     parse_body,
     validate_handoff,
 )
+from routing.models import Urgency
 from routing.places import ProvinceSource
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

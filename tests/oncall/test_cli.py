@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from core.clock import FrozenClock
 from core.models import AuditEntry, User
+from oncall.editing import create_rotation
 from oncall.models import RotaShift
 from oncall.schedule import ROME, Tier
-from oncall.services import create_rotation
 from tests.conftest import UserFactory
 
 SERVED = ("BG", "BS", "CR", "LO", "LC", "MN", "PV")

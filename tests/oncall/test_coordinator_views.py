@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import AuditEntry, User
-from oncall import services
+from oncall import editing
 from oncall.models import Override, Rotation
 from tests.conftest import UserFactory, login
 from tests.oncall.test_views import SERVED, cell, get, make_rotation, post_form, previewed, text
@@ -229,7 +229,7 @@ def test_a_province_swap_cannot_be_deleted_through_the_coordinators_page(
     client: FlaskClient, make_user: UserFactory, coordinators: list[User], db: Session
 ) -> None:
     operator = make_user(provinces=("BS",), email="op@ali.example")
-    override = services.add_override(
+    override = editing.add_override(
         db,
         actor="test",
         now=datetime(2026, 11, 1, tzinfo=UTC),

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.clock import FrozenClock, to_local
-from oncall import services
+from oncall.chain import all_gaps, on_call_chain, province_schedule
 from oncall.models import Rotation
 from oncall.schedule import gaps as gaps_of
 
@@ -39,7 +39,7 @@ def test_demo_gives_every_province_a_rota_with_exactly_one_gap(
     assert result.exit_code == 0, result.output
     provinces = app.extensions["ali.settings"].provinces
 
-    gaps = services.all_gaps(db, provinces=provinces, start=now, end=now + EIGHT_WEEKS)
+    gaps = all_gaps(db, provinces=provinces, start=now, end=now + EIGHT_WEEKS)
     found = [(province, gap) for province, province_gaps in gaps.items() for gap in province_gaps]
     assert len(found) == 1
     province, (start, end) = found[0]
@@ -52,12 +52,12 @@ def test_demo_gives_every_province_a_rota_with_exactly_one_gap(
     assert 0 < (local_start.date() - to_local(now).date()).days <= 7
 
     for sigla in provinces:
-        chain = services.on_call_chain(db, province=sigla, at=now)
+        chain = on_call_chain(db, province=sigla, at=now)
         assert chain.primary is not None
         assert chain.backup is not None
         assert chain.primary.id != chain.backup.id
         assert [c.email for c in chain.coordinators] == ["coordinatrice@ali.example"]
-        backups = services.province_schedule(
+        backups = province_schedule(
             db, province=sigla, tier="backup", start=now, end=now + EIGHT_WEEKS
         )
         assert gaps_of(backups, now, now + EIGHT_WEEKS) == []

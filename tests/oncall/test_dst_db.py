@@ -13,15 +13,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from core.models import User
+from oncall.chain import all_gaps, on_call_chain, province_schedule
+from oncall.editing import add_override, add_shift, create_rotation
 from oncall.schedule import ROME, Source, Tier
-from oncall.services import (
-    add_override,
-    add_shift,
-    create_rotation,
-    on_call_chain,
-    province_gaps,
-    province_schedule,
-)
 from tests.conftest import UserFactory
 
 SERVED = ("BS",)
@@ -80,7 +74,7 @@ def assert_seamless(db: Session, start: datetime, end: datetime) -> None:
     assert found[-1].end == utc(end)
     for before, after in pairwise(found):
         assert before.end == after.start
-    assert province_gaps(db, province="BS", start=start, end=end) == []
+    assert all_gaps(db, provinces=["BS"], start=start, end=end) == {"BS": []}
 
 
 @pytest.mark.parametrize(("change", "longer"), CHANGES)

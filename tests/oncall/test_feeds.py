@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from core.clock import FrozenClock
 from core.models import AuditEntry, User
-from oncall import services
+from oncall import editing
 from oncall.calendar import hash_token
 from oncall.models import CalendarToken
 from oncall.schedule import Tier
@@ -36,7 +36,7 @@ def rotation(
     tier: Tier = Tier.PRIMARY,
     province: str = "BS",
 ) -> None:
-    services.create_rotation(
+    editing.create_rotation(
         db,
         actor="test",
         now=utc(2026, 1, 1),
@@ -163,7 +163,7 @@ def test_a_province_feed_names_the_operators_and_nothing_more(
 
 
 def test_an_operator_cannot_make_a_feed_of_a_province(
-    client: FlaskClient, make_user: UserFactory
+    client: FlaskClient, db: Session, make_user: UserFactory
 ) -> None:
     make_user(email="anna@ali.example")
     make_user(email="other@ali.example", roles=("operator", "rota_manager"), provinces=("BG",))
@@ -172,6 +172,7 @@ def test_an_operator_cannot_make_a_feed_of_a_province(
     client.post("/logout", data={"csrf_token": csrf_token(client.get("/").get_data(as_text=True))})
     login(client, "other@ali.example")
     assert post(client, "/profile/calendar/province", province="BS")[0] == 403
+    assert db.scalars(select(CalendarToken)).all() == []
 
 
 def test_a_revoked_token_answers_404_like_an_unknown_one(
@@ -228,6 +229,8 @@ def test_nobody_revokes_someone_elses_personal_link(
     login(client, "coord@ali.example")
     assert post(client, f"/profile/calendar/{token.id}/revoke")[0] == 404
     assert client.get(url).status_code == 200
+    db.refresh(token)
+    assert token.revoked_at is None
 
 
 @pytest.mark.parametrize("change", ["deactivate", "move"])
@@ -261,3 +264,7 @@ def test_a_coordinator_revokes_a_province_link_made_by_a_rota_manager(
     assert token is not None
     assert post(client, f"/profile/calendar/{token.id}/revoke")[0] == 302
     assert client.get(path).status_code == 404
+    db.refresh(token)
+    assert token.revoked_at is not None
+    entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "revoke")).one()
+    assert entry.actor_id != token.created_by_id

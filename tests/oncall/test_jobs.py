@@ -7,20 +7,21 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.clock import FrozenClock
 from core.db import session_scope
-from core.models import OutboxMessage, User
+from core.models import OutboxMessage, SentNotification, User
 from core.scheduler import registered_jobs, run_job
 from core.telephony import SandboxTelephony
-from oncall import services
+from oncall import editing
 from oncall.jobs import GAP_WARNINGS, PHONE_CHECK, REMINDERS
-from oncall.models import Rotation, SentNotification
+from oncall.models import Override, Rotation
 from oncall.notifications import current_gaps, send_shift_reminders, warn_new_gaps
 from oncall.schedule import Tier
-from tests.conftest import PUBLIC_URL, UserFactory
+from tests.conftest import PUBLIC_URL, UserFactory, csrf_token, login
 from tests.twilio_standin import TwilioStandIn
 
 STATUS_URL = f"{PUBLIC_URL}/twilio/status"
@@ -42,7 +43,7 @@ def rotation(
     province: str | None = "BS",
     tier: Tier = Tier.PRIMARY,
 ) -> Rotation:
-    row = services.create_rotation(
+    row = editing.create_rotation(
         db,
         actor="test",
         now=now,
@@ -237,7 +238,7 @@ def test_an_override_by_the_same_operator_is_not_a_new_shift(
     anna, bruno = make_user(), make_user()
     rotation(db, clock.now(), [anna, bruno], start=date(2026, 11, 23), period_days=1)
     # Anna covers Bruno's day too: one long duty for her, reminded once, at its start.
-    services.add_override(
+    editing.add_override(
         db,
         actor="test",
         now=clock.now(),
@@ -472,7 +473,7 @@ def test_a_change_that_opens_a_gap_is_reported_at_once_and_only_once(
     with app.app_context(), session_scope(app) as session:
         before = current_gaps(session, province="BS", now=now)
         assert before == []
-        services.update_rotation(
+        editing.update_rotation(
             session,
             session.get_one(Rotation, rota.id),
             actor=manager,
@@ -512,7 +513,7 @@ def test_a_change_that_opens_no_gap_sends_nothing(
         before = current_gaps(session, province="BS", now=now)
         assert before != []
         # Cover part of the existing gap: it shrinks, nothing opens.
-        services.add_override(
+        editing.add_override(
             session,
             actor="test",
             now=now,
@@ -527,6 +528,43 @@ def test_a_change_that_opens_no_gap_sends_nothing(
             session, app.extensions["ali.telephony"], province="BS", before=before, now=now
         )
     assert opened == []
+    assert twilio.messages == []
+
+
+def test_deleting_an_unrelated_swap_warns_nobody_while_the_clock_moves(
+    client: FlaskClient,
+    db: Session,
+    clock: FrozenClock,
+    twilio: TwilioStandIn,
+    make_user: UserFactory,
+) -> None:
+    """A gap that runs past the 14-day horizon is cut there: if the page read the clock once
+    for the gaps before a change and again after it, the same gap would end a little later,
+    look new, and text the rota managers about a gap nobody opened."""
+    manager = make_user(roles=("operator", "rota_manager"), email="manager@ali.example")
+    make_user(roles=("rota_manager",))  # the colleague a false warning would reach
+    anna, bruno = make_user(), make_user()
+    # Anna until Monday 30 at 08:00, then nobody: a gap up to the horizon and beyond it.
+    rotation(db, clock.now(), [anna], start=date(2026, 11, 23), end=date(2026, 11, 30))
+    swap = editing.add_override(
+        db,
+        actor="test",
+        now=clock.now(),
+        province="BS",
+        tier=Tier.PRIMARY,
+        user_id=bruno.id,
+        start=utc(2026, 11, 25, 19),
+        end=utc(2026, 11, 26, 7),
+    )
+    db.commit()
+    login(client, manager.email)
+    token = csrf_token(client.get("/rota/BS").get_data(as_text=True))
+    clock.step = timedelta(milliseconds=1)
+
+    response = client.post(f"/rota/BS/overrides/{swap.id}/delete", data={"csrf_token": token})
+
+    assert response.status_code == 302
+    assert db.scalar(select(func.count(Override.id))) == 0
     assert twilio.messages == []
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.clock import FrozenClock
 from core.models import AuditEntry, User
-from oncall import services
+from oncall import editing
 from oncall.models import PhoneVerification
 from oncall.verification import MAX_ATTEMPTS
 from tests.conftest import PUBLIC_URL, UserFactory, csrf_token, login
@@ -146,7 +146,11 @@ def test_only_the_last_code_for_the_current_phone_counts(
 
 
 def test_no_more_than_three_codes_an_hour(
-    client: FlaskClient, clock: FrozenClock, twilio: TwilioStandIn, make_user: UserFactory
+    client: FlaskClient,
+    db: Session,
+    clock: FrozenClock,
+    twilio: TwilioStandIn,
+    make_user: UserFactory,
 ) -> None:
     make_user(email="anna@ali.example", verified=False)
     login(client, "anna@ali.example")
@@ -156,6 +160,7 @@ def test_no_more_than_three_codes_an_hour(
     assert status == 200
     assert "Troppi codici" in page
     assert len(twilio.messages) == 3
+    assert db.scalar(select(func.count(PhoneVerification.id))) == 3
     clock.advance(timedelta(hours=1, seconds=1))
     login(client, "anna@ali.example")  # the idle timeout signed her out meanwhile
     post(client, "/profile/phone/code")
@@ -231,7 +236,7 @@ def test_a_rostered_operator_without_a_verified_phone_is_warned_on_the_profile(
     client: FlaskClient, db: Session, make_user: UserFactory
 ) -> None:
     anna = make_user(email="anna@ali.example", verified=False)
-    services.create_rotation(
+    editing.create_rotation(
         db,
         actor="test",
         now=anna.created_at,

@@ -1,4 +1,4 @@
-"""Examples for the rota resolver: DST changes of 2026 and 2027, precedence, gaps, on_call_at."""
+"""Examples for the rota resolver: DST changes of 2026 and 2027, precedence, gaps, instants."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from oncall.schedule import (
     final_schedule,
     gaps,
     normalize,
-    on_call_at,
     preview_rotation,
     rotation_shifts,
 )
@@ -331,7 +330,11 @@ def test_gaps_of_an_empty_schedule_and_of_a_partial_one() -> None:
     ]
 
 
-def test_on_call_at_the_repeated_hour_in_both_occurrences() -> None:
+def holder_at(schedule: list[Shift], at: datetime) -> Shift | None:
+    return next((segment for segment in schedule if segment.holds(at)), None)
+
+
+def test_the_repeated_hour_has_a_holder_in_both_occurrences() -> None:
     rule = RotationRule(1, PRIMARY, (1, 2), time(8), 1, date(2026, 10, 19))
     # 02:00-03:00 of the *second* occurrence (CET), i.e. 01:00Z-02:00Z.
     second_hour = ExplicitShift(
@@ -347,8 +350,14 @@ def test_on_call_at_the_repeated_hour_in_both_occurrences() -> None:
     assert second.astimezone(UTC) == utc(2026, 10, 25, 1, 30)
     assert second_hour.end - second_hour.start == HOUR
 
-    at_first = on_call_at(rotations=[rule], shifts=[second_hour], tier=PRIMARY, at=first)
-    at_second = on_call_at(rotations=[rule], shifts=[second_hour], tier=PRIMARY, at=second)
+    schedule = final_schedule(
+        rotations=[rule],
+        shifts=[second_hour],
+        tier=PRIMARY,
+        start=local(date(2026, 10, 24)),
+        end=local(date(2026, 10, 26)),
+    )
+    at_first, at_second = holder_at(schedule, first), holder_at(schedule, second)
 
     assert at_first is not None
     assert (at_first.operator_id, at_first.source) == (2, Source.ROTATION)
@@ -359,21 +368,26 @@ def test_on_call_at_the_repeated_hour_in_both_occurrences() -> None:
     assert (at_second.start, at_second.end) == (utc(2026, 10, 25, 1), utc(2026, 10, 25, 2))
 
 
-def test_on_call_at_a_gap_and_with_rules_of_another_tier() -> None:
+def test_an_instant_in_a_gap_and_with_rules_of_another_tier() -> None:
     backup = RotationRule(1, Tier.BACKUP, (1,), time(8), 1, date(2026, 1, 1))
     cover = Override(2, Tier.BACKUP, utc(2026, 5, 1), utc(2026, 5, 2))
+    tick = timedelta(microseconds=1)
 
-    assert (
-        on_call_at(rotations=[backup], overrides=[cover], tier=PRIMARY, at=utc(2026, 5, 1)) is None
-    )
-    found = on_call_at(rotations=[backup], overrides=[cover], tier="backup", at=utc(2026, 5, 1, 5))
-    assert found is not None
+    def at(tier: Tier | str, instant: datetime) -> list[Shift]:
+        return final_schedule(
+            rotations=[backup], overrides=[cover], tier=tier, start=instant, end=instant + tick
+        )
+
+    assert at(PRIMARY, utc(2026, 5, 1)) == []
+    [found] = at("backup", utc(2026, 5, 1, 5))
     assert (found.operator_id, found.tier, found.source) == (2, Tier.BACKUP, Source.OVERRIDE)
 
 
-def test_on_call_at_is_arithmetic_for_a_rotation_started_long_ago(
+def test_an_instant_is_arithmetic_for_a_rotation_started_long_ago(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """What the chain asks: the holder at one instant costs a few steps, not one per shift
+    since the rotation started."""
     rule = RotationRule(1, PRIMARY, (1, 2, 3), time(8), 1, date(2000, 1, 1))
     calls: list[int] = []
     boundary = RotationRule.boundary
@@ -383,11 +397,13 @@ def test_on_call_at_is_arithmetic_for_a_rotation_started_long_ago(
         return boundary(self, index, tz)
 
     monkeypatch.setattr(RotationRule, "boundary", counting)
-    found = on_call_at(rotations=[rule], tier=PRIMARY, at=utc(2031, 7, 14, 12))
+    instant = utc(2031, 7, 14, 12)
+    [found] = final_schedule(
+        rotations=[rule], tier=PRIMARY, start=instant, end=instant + timedelta(microseconds=1)
+    )
 
-    assert found is not None
-    assert found.start == local(date(2031, 7, 14), time(8)).astimezone(UTC)
     assert found.operator_id == (date(2031, 7, 14) - date(2000, 1, 1)).days % 3 + 1
+    assert found.rule_id == 1
     assert len(calls) < 20
 
 
@@ -429,7 +445,7 @@ def test_naive_datetimes_are_rejected() -> None:
     with pytest.raises(ValueError, match="aware"):
         final_schedule(tier=PRIMARY, start=naive, end=aware)
     with pytest.raises(ValueError, match="aware"):
-        on_call_at(tier=PRIMARY, at=naive)
+        Shift(1, PRIMARY, aware, aware + HOUR, Source.SHIFT, 1).holds(naive)
     with pytest.raises(ValueError, match="aware"):
         Override(1, PRIMARY, naive, aware)
     with pytest.raises(ValueError, match="aware"):

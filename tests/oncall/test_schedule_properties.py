@@ -22,7 +22,6 @@ from oncall.schedule import (
     final_schedule,
     gaps,
     normalize,
-    on_call_at,
     rotation_shifts,
 )
 
@@ -259,27 +258,19 @@ def test_month_equals_its_days_and_any_split(scenario: Scenario, data: st.DataOb
 
 @PROPERTY_SETTINGS
 @given(scenarios())
-def test_on_call_at_agrees_with_the_schedule(scenario: Scenario) -> None:
+def test_an_instant_resolved_alone_has_the_holder_of_the_month(scenario: Scenario) -> None:
+    """What the chain asks: resolving [t, t + 1 us) gives the holder of t in the month."""
     schedule = scenario.resolve(scenario.start, scenario.end)
 
     for at in sample_instants(scenario, schedule)[::3]:
         for when in (at, at.astimezone(ROME)):
-            found = on_call_at(
-                rotations=scenario.rotations,
-                shifts=scenario.shifts,
-                overrides=scenario.overrides,
-                tier=PRIMARY,
-                at=when,
-            )
+            # The end in UTC: a microsecond added to a Rome time is wall-clock arithmetic.
+            alone = scenario.resolve(when, at + TICK)
             segment = holder_in(schedule, at)
-            assert holder_of(found) == holder_of(segment)
-            if found is None or segment is None:
-                continue
-            assert found.start <= at < found.end
-            # What on_call_at reports lies inside the schedule's segment (once clipped to
-            # the month): it may stop earlier where the next rule of the same holder starts.
-            assert segment.start <= max(found.start, scenario.start)
-            assert min(found.end, scenario.end) <= segment.end
+            assert holder_of(alone[0] if alone else None) == holder_of(segment)
+            assert len(alone) <= 1
+            if alone:
+                assert (alone[0].start, alone[0].end) == (at, at + TICK)
 
 
 @PROPERTY_SETTINGS

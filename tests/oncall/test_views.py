@@ -14,7 +14,7 @@ from werkzeug.test import TestResponse
 
 from core.clock import FrozenClock
 from core.models import AuditEntry, User
-from oncall import services
+from oncall import editing
 from oncall.models import Override, Rotation
 from tests.conftest import UserFactory, csrf_token, login
 from tests.twilio_standin import TwilioStandIn
@@ -33,7 +33,7 @@ def make_rotation(
     start_date: date = date(2026, 11, 1),
     end_date: date | None = None,
 ) -> Rotation:
-    rotation = services.create_rotation(
+    rotation = editing.create_rotation(
         db,
         actor="test",
         now=datetime(2026, 11, 1, tzinfo=UTC),
@@ -897,7 +897,7 @@ def test_bad_override_input_is_a_form_message(
 def test_an_override_is_deleted_and_the_deletion_audited(
     client: FlaskClient, manager: User, team: list[User], db: Session
 ) -> None:
-    override = services.add_override(
+    override = editing.add_override(
         db,
         actor="test",
         now=datetime(2026, 11, 1, tzinfo=UTC),
@@ -927,7 +927,7 @@ def test_an_override_of_another_province_cannot_be_deleted_through_this_one(
     client: FlaskClient, make_user: UserFactory, db: Session
 ) -> None:
     bergamo = make_user(provinces=("BG",))
-    override = services.add_override(
+    override = editing.add_override(
         db,
         actor="test",
         now=datetime(2026, 11, 1, tzinfo=UTC),
@@ -1043,7 +1043,7 @@ def test_deleting_cover_warns_the_other_rota_managers_of_the_gap_it_opens(
     colleague = make_user(
         roles=("rota_manager",), provinces=("BS",), email="other@ali.example", phone="+393339990001"
     )
-    override = services.add_override(
+    override = editing.add_override(
         db,
         actor="test",
         now=datetime(2026, 11, 1, tzinfo=UTC),

@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 
 from core.db import make_engine
 from core.models import AuditEntry
-from intake.models import Case, CaseEvent, CaseEventKind, Handoff
+from intake.models import Handoff
+from routing.models import Case, CaseEvent, CaseEventKind
 from tests.conftest import DATABASES, migrate
 from tests.pg import Cluster
 from tests.reliability.handoffs import RetryingSender, SendReport, sample_handoff

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from core.clock import FrozenClock
 from core.config import load_settings
 from oncall.models import RotaShift
-from routing.places import InvalidProvinceError, ProvinceSource
-from routing.services import case_province, chain_for, route_case
+from routing.places import InvalidProvinceError, ProvinceSource, resolve_province
+from routing.services import chain_for
 from tests.conftest import UserFactory
 from tests.intake.signed import Sender, make_source
 
@@ -143,13 +143,13 @@ def test_served_provinces_are_configuration(
 # --- the service functions ---------------------------------------------------------------------
 
 
-def test_case_province_raises_on_an_unknown_explicit_province() -> None:
+def test_resolve_province_raises_on_an_unknown_explicit_province() -> None:
     with pytest.raises(InvalidProvinceError):
-        case_province(served=SERVED, province="Gondor")
-    assert case_province(served=SERVED).source is ProvinceSource.UNRESOLVED
+        resolve_province(served=SERVED, province="Gondor")
+    assert resolve_province(served=SERVED).source is ProvinceSource.UNRESOLVED
 
 
-def test_route_case_finds_the_primary_on_call(
+def test_chain_for_finds_the_primary_on_call(
     db: Session, make_user: UserFactory, clock: FrozenClock
 ) -> None:
     operator = make_user(provinces=("CR",))
@@ -166,13 +166,16 @@ def test_route_case_finds_the_primary_on_call(
     )
     db.commit()
 
-    route = route_case(db, served=SERVED, at=now, caller_phone=LANDLINES["CR"])
-    assert (route.resolution.sigla, route.resolution.source) == ("CR", ProvinceSource.AREA_CODE)
+    by_phone = resolve_province(served=SERVED, caller_phone=LANDLINES["CR"])
+    assert (by_phone.sigla, by_phone.source) == ("CR", ProvinceSource.AREA_CODE)
+    route = chain_for(db, resolution=by_phone, at=now)
+    assert route is not None
     assert route.primary is not None
     assert route.primary.id == operator.id
-    later = route_case(db, served=SERVED, at=now + timedelta(hours=2), province="CR")
-    assert later.chain is not None
+    explicit = resolve_province(served=SERVED, province="CR")
+    later = chain_for(db, resolution=explicit, at=now + timedelta(hours=2))
+    assert later is not None
     assert later.primary is None
-    nowhere = route_case(db, served=SERVED, at=now, province="Roma")
-    assert (nowhere.chain, nowhere.primary) == (None, None)
-    assert chain_for(db, resolution=case_province(served=SERVED), at=now) is None
+    nowhere = resolve_province(served=SERVED, province="Roma")
+    assert chain_for(db, resolution=nowhere, at=now) is None
+    assert chain_for(db, resolution=resolve_province(served=SERVED), at=now) is None

@@ -1,0 +1,78 @@
+"""Twilio-signed endpoint of the project's number for texts: operators' replies to alerts,
+and anybody else's text as a new case.
+
+A text from a registered operator's number is only ever read as a reply, never as a new case
+(design §5).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from flask import Blueprint, Response, request
+from sqlalchemy import select
+
+from core.clock import now as clock_now
+from core.config import get_settings
+from core.db import get_session
+from core.models import User
+from core.phones import InvalidPhone, normalise_phone
+from core.twilio import message_reply, twilio_signed
+from intake.services import BroughtBy, open_case
+from intake.validation import CaseFields, printable
+from routing.dispatch import FollowUp
+from routing.followup import after_response
+from routing.models import Channel, Urgency
+from routing.places import resolve_province
+from routing.replies import answer_sms
+
+log = logging.getLogger(__name__)
+bp = Blueprint("intake_twilio", __name__, url_prefix="/twilio")
+MAX_SMS_BODY = 1600  # Twilio's own limit for a concatenated message
+
+
+@bp.post("/sms")
+@twilio_signed
+def inbound_sms() -> Response:
+    session = get_session()
+    now = clock_now()
+    body = request.form.get("Body", "")[:MAX_SMS_BODY]
+    try:
+        sender = normalise_phone(request.form.get("From", ""))
+    except InvalidPhone:
+        sender = None
+    operator = (
+        session.scalars(
+            select(User).where(User.phone == sender, User.active.is_(True)).order_by(User.id)
+        ).first()
+        if sender
+        else None
+    )
+    if operator is None:
+        return _new_case_by_sms(sender, body, now)
+    text, follow_up = answer_sms(session, operator, body, now)
+    session.commit()
+    after_response(follow_up)
+    log.info("SMS reply from operator %s answered", operator.id)
+    return message_reply(text)
+
+
+def _new_case_by_sms(sender: str | None, body: str, now: datetime) -> Response:
+    """A text from anyone else opens an urgent case for the coordinators (the partner registry
+    and province from the text come with the partner line). The reply is neutral: the phone
+    may be in an exploiter's hands, so no project name and no words about trafficking."""
+    session = get_session()
+    fields = CaseFields(
+        resolution=resolve_province(served=get_settings().provinces, caller_phone=sender),
+        caller_phone=sender,
+        urgency=Urgency.URGENT,
+        summary=printable(body) or None,
+    )
+    opened = open_case(
+        session, channel=Channel.SMS, brought_by=BroughtBy(actor="sms"), fields=fields, now=now
+    )
+    session.commit()
+    if opened.dispatch_id is not None and opened.pages_queued:
+        after_response(FollowUp(to_send={opened.dispatch_id}))
+    return message_reply(f"Messaggio ricevuto, rif. {opened.reference}")
