@@ -15,13 +15,19 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
 from alembic import command
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from core.cli import alembic_config
+from core.models import User
+from oncall.models import RotaShift
 from tests.pg import Cluster, PostgresUnavailable, start_cluster
+from tests.reliability.handoffs import SERVED
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -205,3 +211,33 @@ def _cell(value: object) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def seed_rota(engine: Engine) -> None:
+    """A primary on call in every served province for the whole run, as in real life: each
+    hand-off then opens a dispatch and pages its primary (SMS and call, to the sandbox
+    outbox) after its answer, in the same gunicorn worker."""
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        for n, province in enumerate(SERVED):
+            user = User(
+                email=f"bench-{province.lower()}@ali.example",
+                display_name=f"Bench {province}",
+                phone=f"+39333900{n:04d}",
+                phone_verified_at=now,
+                roles=["operator"],
+                provinces=[province],
+                created_at=now,
+            )
+            session.add(user)
+            session.flush()
+            session.add(
+                RotaShift(
+                    province=province,
+                    tier="primary",
+                    user_id=user.id,
+                    start_at=now - timedelta(days=1),
+                    end_at=now + timedelta(days=1),
+                    created_at=now,
+                )
+            )

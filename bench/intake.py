@@ -23,7 +23,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -31,8 +31,7 @@ ROOT = BENCH.parent
 # This file is named like the `intake` package: the project root, not bench/, goes on the path.
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != BENCH)]
 
-from sqlalchemy import Engine, func, select  # noqa: E402 -- after the path set-up above
-from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402 -- after the path set-up above
 
 from bench import _bare  # noqa: E402
 from bench.common import (  # noqa: E402
@@ -44,13 +43,12 @@ from bench.common import (  # noqa: E402
     postgres_cluster,
     postgres_cpu,
     print_table,
+    seed_rota,
 )
 from core.db import make_engine  # noqa: E402
-from core.models import User  # noqa: E402
 from intake.signing import signed_headers  # noqa: E402
-from oncall.models import RotaShift  # noqa: E402
 from routing.models import Case, Page  # noqa: E402
-from tests.reliability.handoffs import HANDOFFS, SERVED, sample_handoff  # noqa: E402
+from tests.reliability.handoffs import HANDOFFS, sample_handoff  # noqa: E402
 from tests.reliability.servers import Gunicorn, add_source, ali_environ  # noqa: E402
 
 TARGET = 0.5
@@ -73,36 +71,6 @@ def serve(app: str, env: dict[str, str], log: Path, args: argparse.Namespace) ->
     )
 
 
-def _seed_rota(engine: Engine) -> None:
-    """A primary on call in every served province for the whole run, as in real life: each
-    hand-off then opens a dispatch and pages its primary (SMS and call, to the sandbox
-    outbox) after its answer, in the same gunicorn worker."""
-    now = datetime.now(UTC)
-    with Session(engine) as session, session.begin():
-        for n, province in enumerate(SERVED):
-            user = User(
-                email=f"bench-{province.lower()}@ali.example",
-                display_name=f"Bench {province}",
-                phone=f"+39333900{n:04d}",
-                phone_verified_at=now,
-                roles=["operator"],
-                provinces=[province],
-                created_at=now,
-            )
-            session.add(user)
-            session.flush()
-            session.add(
-                RotaShift(
-                    province=province,
-                    tier="primary",
-                    user_id=user.id,
-                    start_at=now - timedelta(days=1),
-                    end_at=now + timedelta(days=1),
-                    created_at=now,
-                )
-            )
-
-
 def run(
     label: str,
     url: str,
@@ -116,7 +84,7 @@ def run(
     _bare.metadata.create_all(engine)
     env = ali_environ(url, workdir / "instance")
     issued = add_source(env, "bench", rate_limit=1_000_000_000)
-    _seed_rota(engine)
+    seed_rota(engine)
 
     def ali_request(index: int) -> Request:
         body = _body(index)

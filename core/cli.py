@@ -19,7 +19,7 @@ from werkzeug.serving import run_simple
 from core import audit, scheduler
 from core.auth import MIN_PASSWORD_LENGTH, hash_password
 from core.clock import now as clock_now
-from core.config import SettingsError
+from core.config import SettingsError, get_settings
 from core.db import get_session
 from core.models import Role, User
 from core.phones import InvalidPhone, normalise_phone
@@ -46,7 +46,7 @@ def db_group() -> None:
 @click.option("--revision", default="head", show_default=True)
 @with_appcontext
 def db_upgrade(revision: str) -> None:
-    command.upgrade(alembic_config(current_app.extensions["ali.settings"].database_url), revision)
+    command.upgrade(alembic_config(get_settings().database_url), revision)
     click.echo("database is up to date")
 
 
@@ -94,7 +94,7 @@ def users_create(
     email = email.strip().lower()
     if db.scalar(select(User).where(User.email == email)) is not None:
         raise click.ClickException(f"a user with e-mail {email} already exists")
-    served = current_app.extensions["ali.settings"].provinces
+    served = get_settings().provinces
     siglas = [p.strip().upper() for p in provinces]
     unknown = [p for p in siglas if p not in served]
     if unknown:
@@ -142,7 +142,7 @@ def worker() -> None:
 @with_appcontext
 def demo() -> None:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    if app.extensions["ali.settings"].production:
+    if get_settings(app).production:
         # Demo users are admins with passwords printed on a terminal: never in production.
         raise click.ClickException("ali demo refuses to run with ALI_ENV=production")
     seeders: list[DemoSeeder] = app.extensions.get("ali.demo_seeders", [])
@@ -156,7 +156,7 @@ def demo() -> None:
 @with_appcontext
 def run(host: str, port: int) -> None:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    if app.extensions["ali.settings"].scheduler == "inprocess":
+    if get_settings(app).scheduler == "inprocess":
         scheduler.start_background(app)
     # Werkzeug's reloader would fork a second scheduler; the embedded mode runs without it.
     # run_simple, not app.run(): Flask ignores app.run() inside its own CLI.

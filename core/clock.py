@@ -74,8 +74,3 @@ def now() -> datetime:
 def _read() -> datetime:
     clock: Clock = current_app.extensions["ali.clock"]
     return clock.now()
-
-
-def to_local(at: datetime) -> datetime:
-    """An instant shown in Europe/Rome, where every user of Ali lives."""
-    return at.astimezone(ROME)

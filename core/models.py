@@ -101,10 +101,6 @@ class User(Base):
             cls.phone_verified_at.is_not(None),
         )
 
-    def covers_province(self, sigla: str) -> bool:
-        """Coordinators and admins see every province; others only their own."""
-        return self.has_role(Role.COORDINATOR, Role.ADMIN) or sigla in self.provinces
-
     def new_session_token(self) -> None:
         self.session_token = _session_token()
 

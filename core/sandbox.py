@@ -36,6 +36,8 @@ MACHINE = "machine_end_beep"
 CALL_ACTIONS = ("press-1", "press-2", "voicemail", "no-answer")
 # Statuses after which Twilio sends nothing more about a call: the sandbox offers no buttons.
 CALL_OVER = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
+# The messaging webhook of Ali's number, as set in Twilio's console (README: Connecting Twilio).
+INBOUND_SMS_PATH = "/twilio/sms"
 MAX_REPLY = 1600  # Twilio's own limit for a concatenated message
 MAX_HISTORY = 20  # exchanges kept per outbox row
 
@@ -119,7 +121,7 @@ class SandboxPhone:
             "SmsStatus": "received",
             "To": message.from_,
         }
-        answer = self._post(f"{self.public_url}/twilio/sms", params)
+        answer = self._post(self.public_url + INBOUND_SMS_PATH, params)
         return Exchange("reply", body, " ".join(_texts(answer, "Message")))
 
     # -- calls
@@ -135,7 +137,7 @@ class SandboxPhone:
         if action == "no-answer":
             if not call.status_callback:
                 raise SandboxError("this call asked for no status callback: nobody would know")
-            self._status(call, "no-answer", required=True)
+            self._status(call, "no-answer")
             return Exchange(action, "", "")
         self._status(call, "in-progress")
         params = self._call_params(call, "in-progress")
@@ -184,12 +186,11 @@ class SandboxPhone:
         status: str,
         *,
         answered_by: str | None = None,
-        required: bool = False,
     ) -> None:
         """A call progress callback, sent only when the call asked for that event (Twilio
         always reports the end: completed, busy, no-answer, failed, canceled)."""
         event = "answered" if status == "in-progress" else status
-        wanted = event in call.status_events or status in CALL_OVER or required
+        wanted = event in call.status_events or status in CALL_OVER
         if not call.status_callback or not wanted:
             return
         params = self._call_params(call, status) | {"CallbackSource": "call-progress-events"}

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
@@ -222,10 +222,6 @@ def build_telephony(settings: Settings, sessions: sessionmaker[Session], clock: 
     if settings.telephony_backend == "twilio":
         return TwilioTelephony(settings)
     return SandboxTelephony(sessions, clock, settings.twilio_from_number)
-
-
-def init_app(app: Flask, telephony: Telephony) -> None:
-    app.extensions["ali.telephony"] = telephony
 
 
 def get_telephony() -> Telephony:

@@ -7,13 +7,13 @@ from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from flask import Response, abort, current_app, request
+from flask import Response, abort, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from core.config import Settings
+from core.config import get_settings
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -22,7 +22,7 @@ R = TypeVar("R")
 
 def public_request_url() -> str:
     """The URL Twilio signed: ALI_PUBLIC_URL + path + query, never what a proxy shows us."""
-    settings: Settings = current_app.extensions["ali.settings"]
+    settings = get_settings()
     url = settings.public_url + request.script_root + request.path
     if request.query_string:
         url += "?" + request.query_string.decode("latin-1")
@@ -30,7 +30,7 @@ def public_request_url() -> str:
 
 
 def signature_is_valid() -> bool:
-    settings: Settings = current_app.extensions["ali.settings"]
+    settings = get_settings()
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature or not settings.twilio_auth_tokens:
         return False

@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import now as clock_now
+from core.config import get_settings
 from core.db import get_session, serialised_writes
 from core.models import User
 from core.provinces import lookup_province
@@ -70,11 +71,6 @@ def _rate_limited(exc: RateLimited) -> Answer:
 
 def _person(user: User | None) -> dict[str, str | None] | None:
     return None if user is None else {"name": user.display_name, "phone": user.phone}
-
-
-def _settings_provinces() -> tuple[str, ...]:
-    provinces: tuple[str, ...] = current_app.extensions["ali.settings"].provinces
-    return provinces
 
 
 def _authenticate(session: Session, body: bytes, now: datetime) -> Caller | Answer:
@@ -141,7 +137,7 @@ def post_handoff() -> Answer:
     handoff: HandoffInput | None = None
     problems: ValidationFailed | None = None
     try:
-        handoff = validate_handoff(parse_body(raw), now=now, served=_settings_provinces())
+        handoff = validate_handoff(parse_body(raw), now=now, served=get_settings().provinces)
     except ValidationFailed as exc:
         problems = exc
     session = get_session()
@@ -257,7 +253,7 @@ def get_on_call() -> Answer:
     if found is None:
         error = FieldError("province", "is not an Italian province")
         return _commit_counted(session, caller, now, _invalid([error]))
-    if found.sigla not in _settings_provinces():
+    if found.sigla not in get_settings().provinces:
         error = FieldError("province", f"{found.sigla} is not served by this instance of Ali")
         return _commit_counted(session, caller, now, _invalid([error]))
     chain = on_call_chain(session, province=found.sigla, at=now)
@@ -282,4 +278,4 @@ def get_on_call() -> Answer:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(openapi_document(current_app.extensions["ali.settings"].public_url))
+    return jsonify(openapi_document(get_settings().public_url))

@@ -101,7 +101,7 @@ ACCEPTED_EXAMPLE = {
     "case": "BS-2026-0042",
     "province": "BS",
     "province_source": "municipality",
-    "status": "new",
+    "status": "dispatched",
     "on_call": {"name": "Operatore 1 BS", "phone": "+393330000011"},
 }
 
@@ -228,10 +228,14 @@ def _schemas() -> dict[str, Any]:
         },
         "HandoffStatus": {
             "type": "object",
-            "required": ["case", "status", "province", "accepted_by", "accepted_at"],
+            "required": ["case", "status", "accepted", "province", "accepted_by", "accepted_at"],
             "properties": {
                 "case": {"type": "string"},
                 "status": {"type": "string", "enum": [status.value for status in CaseStatus]},
+                "accepted": {
+                    "type": "boolean",
+                    "description": "Whether an operator took the case (by key, SMS or web).",
+                },
                 "province": {"type": ["string", "null"]},
                 "accepted_by": {
                     "type": ["string", "null"],
@@ -243,6 +247,7 @@ def _schemas() -> dict[str, Any]:
                 {
                     "case": "BS-2026-0042",
                     "status": "accepted",
+                    "accepted": True,
                     "province": "BS",
                     "accepted_by": "Operatore 1 BS",
                     "accepted_at": "2026-11-24T10:02:13+00:00",

@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.clock import ROME
+from core.formatting import local_date
 from core.models import AuditEntry, User
 from intake.models import DEFAULT_RATE_LIMIT, Handoff, Source, SourceRateWindow, SourceSecret
 from intake.signing import signature_matches, timestamp_is_fresh
@@ -409,7 +409,7 @@ def open_case(
     statements = _statements(session)
     connection = session.connection()
     sigla = resolution.sigla or UNRESOLVED_PREFIX
-    year = now.astimezone(ROME).year
+    year = local_date(now).year
     number: int = connection.execute(
         statements.next_number, {"province": sigla, "year": year, "last": 1}
     ).scalar_one()

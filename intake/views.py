@@ -22,7 +22,7 @@ from core.auth import login_required
 from core.clock import now as clock_now
 from core.db import get_session
 from core.models import User
-from routing.dispatch import Answer, accept, decline, dispatch_of_case
+from routing.dispatch import Answer, answer_alert, dispatch_of_case
 from routing.followup import after_response
 from routing.models import Case, CaseEvent, Dispatch, DispatchState
 from routing.services import can_see_case, timeline, was_paged
@@ -169,8 +169,7 @@ def _answer(reference: str, accepting: bool) -> WerkzeugResponse:
     if dispatch is None:
         abort(404)
     now = clock_now()
-    act = accept if accepting else decline
-    answer: Answer = act(session, dispatch, user, via="web", now=now, page=None)
+    answer: Answer = answer_alert(session, dispatch, user, accepting=accepting, via="web", now=now)
     session.commit()
     after_response(answer.follow_up)
     if answer.taken_by is not None and answer.taken_by.id != user.id:

@@ -44,7 +44,8 @@ def inbound_sms() -> Response:
         sender = None
     operator = (
         session.scalars(
-            select(User).where(User.phone == sender, User.active.is_(True)).order_by(User.id)
+            # A former operator's number stays an operator's: never a new case by mistake.
+            select(User).where(User.phone == sender).order_by(User.active.desc(), User.id)
         ).first()
         if sender
         else None

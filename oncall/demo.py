@@ -20,8 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.cli import add_demo_seeder
-from core.clock import to_local
+from core.config import get_settings
 from core.db import session_scope
+from core.formatting import local_date
 from core.models import User
 from oncall.editing import create_rotation
 from oncall.models import Rotation
@@ -97,12 +98,12 @@ def _exists(db: Session, spec: DemoRotation) -> bool:
 
 
 def seed_rotas(app: Flask) -> None:
-    settings = app.extensions["ali.settings"]
+    settings = get_settings(app)
     now = app.extensions["ali.clock"].now()
     created = 0
     with session_scope(app) as db:
         users = {u.email: u.id for u in db.scalars(select(User))}
-        for spec in demo_rotations(settings.provinces, to_local(now).date()):
+        for spec in demo_rotations(settings.provinces, local_date(now)):
             if _exists(db, spec):
                 continue
             missing = [email for email in spec.emails if email not in users]

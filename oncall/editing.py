@@ -16,10 +16,11 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from flask import current_app, has_app_context
+from flask import has_app_context
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.config import get_settings
 from core.models import Role, User
 from oncall.models import Override, RotaShift, Rotation, RotationMember
 from oncall.rules import MAX_ASSIGNMENT, PERIODS
@@ -90,8 +91,7 @@ def _served(served: Collection[str] | None) -> Collection[str] | None:
     if served is not None:
         return served
     if has_app_context():
-        provinces: Collection[str] = current_app.extensions["ali.settings"].provinces
-        return provinces
+        return get_settings().provinces
     return None
 
 

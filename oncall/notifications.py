@@ -13,17 +13,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from flask import current_app
 from flask_babel import force_locale, ngettext, pgettext
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from core.claims import Outcome, send_once
-from core.clock import ROME, to_local
-from core.config import Settings
+from core.clock import ROME
+from core.config import get_settings
+from core.formatting import format_clock, format_when, local_date
 from core.models import Role, User, users_with_role
 from core.telephony import Telephony
-from oncall.chain import all_gaps, rostered_users
+from oncall.chain import Gap, all_gaps, rostered_users
 from oncall.schedule import Shift, Tier
 
 DAY_BEFORE_AT = time(18, 0)
@@ -33,8 +33,6 @@ START_GRACE = timedelta(hours=4)
 # The daily checks go out from this local time on, not at midnight.
 DAILY_AT = time(9, 0)
 LOOKAHEAD = timedelta(days=14)
-
-Gap = tuple[datetime, datetime]
 
 
 @dataclass(frozen=True)
@@ -66,25 +64,12 @@ def duties(province: str | None, schedule: Iterable[Shift]) -> list[Duty]:
     return merged
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["ali.settings"]
-    return settings
-
-
 def status_callback_url() -> str:
-    return _settings().public_url + "/twilio/status"
+    return get_settings().public_url + "/twilio/status"
 
 
 def _stamp(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
-
-
-def _hhmm(at: datetime) -> str:
-    return to_local(at).strftime("%H:%M")
-
-
-def _day_time(at: datetime) -> str:
-    return to_local(at).strftime("%d/%m %H:%M")
 
 
 # ---------------------------------------------------------------------------------------
@@ -93,7 +78,7 @@ def _day_time(at: datetime) -> str:
 
 def day_before_moment(start: datetime) -> datetime:
     """18:00 in Rome on the local day before the shift starts, as a UTC instant."""
-    local_day = to_local(start).date() - timedelta(days=1)
+    local_day = local_date(start) - timedelta(days=1)
     return datetime.combine(local_day, DAY_BEFORE_AT, tzinfo=ROME).astimezone(UTC)
 
 
@@ -110,11 +95,11 @@ def tier_word(tier: Tier) -> str:
 
 def reminder_text(duty: Duty, *, kind: str, now: datetime, locale: str) -> str:
     """The SMS of a reminder, in the operator's language; nothing but their own shift."""
-    same_day = to_local(now).date() == to_local(duty.start).date()
+    same_day = local_date(now) == local_date(duty.start)
     text: str
     with force_locale(locale):
         values = {
-            "time": _hhmm(duty.start),
+            "time": format_clock(duty.start),
             "tier": tier_word(duty.tier),
             "province": duty.province,
         }
@@ -164,7 +149,7 @@ def send_shift_reminders(session: Session, telephony: Telephony, now: datetime) 
     """Job: the day-before (18:00 local) and start-of-shift reminders that are due."""
     window_start = now - START_GRACE - timedelta(days=1)
     window_end = now + timedelta(days=2)
-    provinces = _settings().provinces
+    provinces = get_settings().provinces
     segments: dict[tuple[str | None, Tier], list[Shift]] = {}
     users: dict[int, User] = {}
     for user, province, segment in rostered_users(
@@ -221,7 +206,7 @@ def rota_managers(session: Session, province: str | None) -> list[User]:
 
 
 def _daily_due(now: datetime) -> bool:
-    return to_local(now).time() >= DAILY_AT
+    return now.astimezone(ROME).time() >= DAILY_AT
 
 
 # ---------------------------------------------------------------------------------------
@@ -254,9 +239,9 @@ def check_rostered_phones(session: Session, telephony: Telephony, now: datetime)
     counts = {outcome.value: 0 for outcome in Outcome}
     if not _daily_due(now):
         return counts
-    local_day = to_local(now).date().isoformat()
+    local_day = local_date(now).isoformat()
     missing = operators_without_verified_phone(
-        session, provinces=_settings().provinces, start=now, end=now + LOOKAHEAD
+        session, provinces=get_settings().provinces, start=now, end=now + LOOKAHEAD
     )
     for province, users in sorted(missing.items(), key=lambda item: item[0] or ""):
         for manager in rota_managers(session, province):
@@ -342,7 +327,7 @@ def _gap_text(province: str, gaps_found: Sequence[Gap], locale: str) -> str:
             "the first from %(start)s. Open the rota page to cover them.",
             len(gaps_found),
             province=province,
-            start=_day_time(gaps_found[0][0]),
+            start=format_when(gaps_found[0][0], "dd/MM"),
         )
     return text
 
@@ -352,9 +337,9 @@ def warn_gaps_daily(session: Session, telephony: Telephony, now: datetime) -> di
     counts = {outcome.value: 0 for outcome in Outcome}
     if not _daily_due(now):
         return counts
-    local_day = to_local(now).date().isoformat()
+    local_day = local_date(now).isoformat()
     start, end = gap_window(now)
-    found = all_gaps(session, provinces=_settings().provinces, start=start, end=end)
+    found = all_gaps(session, provinces=get_settings().provinces, start=start, end=end)
     for province, province_gaps in found.items():
         if not province_gaps:
             continue
@@ -410,8 +395,8 @@ def warn_new_gaps(
                     "Ali: after a change the %(province)s rota has no primary from %(start)s "
                     "to %(end)s. Open the rota page to cover it.",
                     province=province,
-                    start=_day_time(gap_start),
-                    end=_day_time(gap_end),
+                    start=format_when(gap_start, "dd/MM"),
+                    end=format_when(gap_end, "dd/MM"),
                 )
             outcome = _send_to(
                 session,

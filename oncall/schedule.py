@@ -27,7 +27,7 @@
 #   Adjacent segments with the same holder are therefore always merged, including two
 #   consecutive shifts of one rotation given to the same operator. Because the holder of an
 #   instant does not depend on the range asked for, resolving [a, c) equals resolving [a, b)
-#   and [b, c) and passing the concatenation through ``normalize``.
+#   and [b, c) and merging the touching segments of one holder where b cut them.
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ from itertools import pairwise
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from core.clock import ROME
+
 __all__ = [
     "ROME",
     "ExplicitShift",
@@ -50,13 +52,10 @@ __all__ = [
     "Tier",
     "final_schedule",
     "gaps",
-    "normalize",
     "preview_rotation",
     "rotation_shifts",
     "to_utc",
 ]
-
-ROME = ZoneInfo("Europe/Rome")
 
 
 class Tier(StrEnum):
@@ -361,29 +360,6 @@ def _sweep(pieces: list[tuple[datetime, datetime, _Holder]], tier: Tier) -> list
         Shift(holder[0], tier, seg_start, seg_end, holder[1], holder[2])
         for seg_start, seg_end, holder in segments
     ]
-
-
-def normalize(schedule: Iterable[Shift]) -> list[Shift]:
-    """Sort non-overlapping segments and merge adjacent ones with the same holder.
-
-    Turns the concatenation of the schedules of adjacent ranges into the schedule of the
-    union, e.g. a month from its days.
-    """
-    merged: list[Shift] = []
-    for segment in sorted(schedule, key=lambda item: (item.start, item.end)):
-        last = merged[-1] if merged else None
-        if (
-            last is not None
-            and last.end == segment.start
-            and (last.operator_id, last.source, last.rule_id, last.tier)
-            == (segment.operator_id, segment.source, segment.rule_id, segment.tier)
-        ):
-            merged[-1] = Shift(
-                last.operator_id, last.tier, last.start, segment.end, last.source, last.rule_id
-            )
-        else:
-            merged.append(segment)
-    return merged
 
 
 def preview_rotation(

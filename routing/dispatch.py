@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from core.config import get_settings
 from core.delivery import TERMINAL_FAILURES
-from core.models import DeliveryStatus, Role, User
+from core.models import DeliveryStatus, Role, User, users_with_role
 from core.telephony import Telephony, TelephonyError
 from oncall.chain import OnCallChain, on_call_chain
 from routing import alerts
@@ -189,13 +189,12 @@ def fire_due_steps(
                     now=now,
                     check=not fresh,
                 )
-        record_event(
+        _dispatch_event(
             session,
-            case_id=dispatch.case_id,
-            kind=CaseEventKind.STEP,
-            actor=SYSTEM,
-            now=now,
-            data={
+            dispatch,
+            CaseEventKind.STEP,
+            now,
+            {
                 "step": index + 1,
                 "operator_ids": [user.id for _tier, user in recipients],
                 "tiers": sorted({tier for tier, _user in recipients}),
@@ -242,13 +241,12 @@ def _recipients(  # noqa: PLR0917 -- private, one caller
             holders = list(chain.coordinators)
         pageable = [user for user in holders if user.can_be_paged and user.id not in declined]
         if not pageable:
-            record_event(
+            _dispatch_event(
                 session,
-                case_id=dispatch.case_id,
-                kind=CaseEventKind.NOBODY_ON_CALL,
-                actor=SYSTEM,
-                now=now,
-                data={
+                dispatch,
+                CaseEventKind.NOBODY_ON_CALL,
+                now,
+                {
                     "step": dispatch.steps_fired,
                     "tier": target.value,
                     "reason": _why_nobody(holders, declined),
@@ -322,9 +320,7 @@ def _exhaust(session: Session, dispatch: Dispatch, now: datetime, *, fresh: bool
     dispatch.due_at = None
     dispatch.exhausted_at = now
     coordinators = [
-        user
-        for user in session.scalars(select(User).where(User.active.is_(True)).order_by(User.id))
-        if user.has_role(Role.COORDINATOR) and user.can_be_paged
+        user for user in users_with_role(session, Role.COORDINATOR) if user.can_be_paged
     ]
     step = dispatch.steps_fired
     for user in coordinators:
@@ -340,13 +336,12 @@ def _exhaust(session: Session, dispatch: Dispatch, now: datetime, *, fresh: bool
                 now=now,
                 check=not fresh,
             )
-    record_event(
+    _dispatch_event(
         session,
-        case_id=dispatch.case_id,
-        kind=CaseEventKind.UNANSWERED,
-        actor=SYSTEM,
-        now=now,
-        data={"steps": step, "coordinator_ids": [user.id for user in coordinators]},
+        dispatch,
+        CaseEventKind.UNANSWERED,
+        now,
+        {"steps": step, "coordinator_ids": [user.id for user in coordinators]},
     )
     log.warning(
         "dispatch %s of case %s unanswered after %s steps", dispatch.id, dispatch.reference, step
@@ -472,27 +467,15 @@ def _record_sent(
         if isinstance(result, TelephonyError):
             page.status = FAILED
             page.error_code = result.code
-            record_event(
-                session,
-                case_id=page.dispatch.case_id,
-                kind=CaseEventKind.PAGE_FAILED,
-                actor=SYSTEM,
-                now=now,
-                data=_page_data(page) | {"error_code": result.code},
+            _page_event(
+                session, page, CaseEventKind.PAGE_FAILED, now, actor=SYSTEM, error_code=result.code
             )
             follow_up.merge(_unreached(session, page, now))
             continue
         page.provider_sid = result
         page.status = "sent" if page.channel == PageChannel.SMS else "queued"
         page.sent_at = now
-        record_event(
-            session,
-            case_id=page.dispatch.case_id,
-            kind=CaseEventKind.PAGE_SENT,
-            actor=SYSTEM,
-            now=now,
-            data=_page_data(page),
-        )
+        _page_event(session, page, CaseEventKind.PAGE_SENT, now, actor=SYSTEM)
         if result in early:
             follow_up.merge(page_status_changed(session, early[result], now))
     return follow_up
@@ -510,6 +493,33 @@ def _sms_text(page: Page, channel: Channel) -> str:
         )
     return alerts.alert_sms(
         operator, reference=dispatch.reference, urgency=dispatch.urgency, channel=channel
+    )
+
+
+def _dispatch_event(
+    session: Session, dispatch: Dispatch, kind: CaseEventKind, now: datetime, data: dict[str, Any]
+) -> None:
+    """An event of the escalation itself on its case's timeline (ids and codes only)."""
+    record_event(session, case_id=dispatch.case_id, kind=kind, actor=SYSTEM, now=now, data=data)
+
+
+def _page_event(
+    session: Session,
+    page: Page,
+    kind: CaseEventKind,
+    now: datetime,
+    *,
+    actor: str = "twilio",
+    **extra: object,
+) -> None:
+    """An event about one page on its case's timeline (ids and codes only)."""
+    record_event(
+        session,
+        case_id=page.dispatch.case_id,
+        kind=kind,
+        actor=actor,
+        now=now,
+        data=_page_data(page) | extra,
     )
 
 
@@ -537,14 +547,7 @@ def page_status_changed(session: Session, row: DeliveryStatus, now: datetime) ->
     if page.status != row.status:
         page.status = row.status
         page.updated_at = now
-        record_event(
-            session,
-            case_id=page.dispatch.case_id,
-            kind=CaseEventKind.PAGE_STATUS,
-            actor="twilio",
-            now=now,
-            data=_page_data(page) | {"error_code": row.error_code},
-        )
+        _page_event(session, page, CaseEventKind.PAGE_STATUS, now, error_code=row.error_code)
     if page.outcome is not None or page.purpose == PagePurpose.TAKEN:
         return FollowUp()
     if row.status in TERMINAL_FAILURES or (
@@ -561,16 +564,9 @@ def machine_answered(session: Session, page: Page, answered_by: str, now: dateti
     page.answered_by = answered_by
     if page.outcome is not None:
         return FollowUp()
-    record_event(
-        session,
-        case_id=page.dispatch.case_id,
-        kind=CaseEventKind.MACHINE_ANSWERED,
-        actor="twilio",
-        now=now,
-        data=_page_data(page) | {"answered_by": answered_by},
-    )
+    _page_event(session, page, CaseEventKind.MACHINE_ANSWERED, now, answered_by=answered_by)
     follow_up = _unreached(session, page, now)
-    if page.provider_sid and page.status not in _CALL_OVER:
+    if _live_call(page) and page.provider_sid:
         follow_up.calls_to_redirect[page.provider_sid] = (
             f"{get_settings().public_url}/twilio/alert/{page.id}/machine"
         )
@@ -581,14 +577,7 @@ def call_not_answered(session: Session, page: Page, now: datetime) -> FollowUp:
     """The alert call was picked up but no key was pressed (twice): not reached."""
     if page.outcome is not None:
         return FollowUp()
-    record_event(
-        session,
-        case_id=page.dispatch.case_id,
-        kind=CaseEventKind.NOT_REACHED,
-        actor="twilio",
-        now=now,
-        data=_page_data(page),
-    )
+    _page_event(session, page, CaseEventKind.NOT_REACHED, now)
     return _unreached(session, page, now)
 
 
@@ -600,6 +589,12 @@ def _unreached(session: Session, page: Page, now: datetime) -> FollowUp:
     dispatch = page.dispatch
     follow_up = FollowUp()
     if page.purpose == PagePurpose.ALERT and dispatch.state == DispatchState.OPEN:
+        # Two callbacks of one step at once (an SMS undelivered, a call unanswered) must not
+        # each see the other's person as still reachable: evaluate the step under its lock.
+        session.flush()
+        session.refresh(dispatch, with_for_update=True)
+        if dispatch.state != DispatchState.OPEN:
+            return follow_up
         other = PageChannel.VOICE if page.channel == PageChannel.SMS else PageChannel.SMS
         technical = page.channel == PageChannel.SMS or page.status == FAILED
         used = session.scalar(
@@ -681,21 +676,43 @@ class Answer:
         return self.accepted
 
 
-def accept(
+def answer_alert(
     session: Session,
     dispatch: Dispatch,
     user: User,
     *,
+    accepting: bool,
     via: str,
     now: datetime,
     page: Page | None = None,
 ) -> Answer:
-    """`user` takes the case. First accept wins; a later one learns who has it. Stops the
-    escalation at once: pending pages are not sent, the others' ringing calls are ended and
-    everyone else paged gets one SMS saying who took it."""
+    """`user` accepts (or declines) the case, by key (`page`: the call), SMS or web.
+
+    First accept wins; a later answer learns who has it. An accept stops the escalation at
+    once: pending pages are not sent, the others' ringing calls are ended and everyone else
+    paged gets one SMS saying who took it. A decline leaves `user` out of the next steps,
+    ends their own calls for it, and if nobody else of the step is still reachable the next
+    step fires at once.
+    """
     session.refresh(dispatch, with_for_update=True)
     if dispatch.state == DispatchState.ACCEPTED:
         return Answer(dispatch.reference, taken_by=dispatch.accepted_by)
+    if accepting:
+        return _accept(session, dispatch, user, via=via, now=now, page=page)
+    return _decline(session, dispatch, user, via=via, now=now, page=page)
+
+
+def _live_call(page: Page) -> bool:
+    return (
+        page.channel == PageChannel.VOICE
+        and page.provider_sid is not None
+        and page.status not in _CALL_OVER
+    )
+
+
+def _accept(
+    session: Session, dispatch: Dispatch, user: User, *, via: str, now: datetime, page: Page | None
+) -> Answer:
     dispatch.state = DispatchState.ACCEPTED
     dispatch.accepted_by_id = user.id
     dispatch.accepted_by = user
@@ -724,12 +741,7 @@ def accept(
         if other.status == PENDING and other.purpose != PagePurpose.TAKEN:
             other.status = CANCELED
             other.updated_at = now
-        live_call = (
-            other.channel == PageChannel.VOICE
-            and other.provider_sid is not None
-            and other.status not in _CALL_OVER
-        )
-        if live_call and (page is None or other.id != page.id):
+        if _live_call(other) and (page is None or other.id != page.id):
             follow_up.calls_to_end.add(other.provider_sid or "")
         if other.operator_id != user.id and other.provider_sid and other.operator_id not in told:
             told.add(other.operator_id)
@@ -749,20 +761,9 @@ def accept(
     return Answer(dispatch.reference, accepted=True, follow_up=follow_up)
 
 
-def decline(
-    session: Session,
-    dispatch: Dispatch,
-    user: User,
-    *,
-    via: str,
-    now: datetime,
-    page: Page | None = None,
+def _decline(
+    session: Session, dispatch: Dispatch, user: User, *, via: str, now: datetime, page: Page | None
 ) -> Answer:
-    """`user` cannot take it: they are left out of the next steps, their own calls for it
-    end, and if nobody else of the step is still reachable the next step fires at once."""
-    session.refresh(dispatch, with_for_update=True)
-    if dispatch.state == DispatchState.ACCEPTED:
-        return Answer(dispatch.reference, taken_by=dispatch.accepted_by)
     mine = list(
         session.scalars(
             select(Page).where(
@@ -778,13 +779,8 @@ def decline(
             own.outcome = PageOutcome.DECLINED
         if own.status == PENDING:
             own.status = CANCELED
-        if (
-            own.channel == PageChannel.VOICE
-            and own.provider_sid
-            and own.status not in _CALL_OVER
-            and (page is None or own.id != page.id)
-        ):
-            follow_up.calls_to_end.add(own.provider_sid)
+        if _live_call(own) and (page is None or own.id != page.id):
+            follow_up.calls_to_end.add(own.provider_sid or "")
     if page is not None:
         page.outcome = PageOutcome.DECLINED
     record_event(

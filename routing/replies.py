@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.clock import ROME
+from core.formatting import local_date
 from core.models import SentNotification, User
 from routing import alerts
-from routing.dispatch import Answer, FollowUp, accept, decline
+from routing.dispatch import Answer, FollowUp, answer_alert
 from routing.lifecycle import record_event
 from routing.models import CaseEventKind, Dispatch, DispatchState, Page, PageChannel, PagePurpose
 
@@ -53,7 +53,7 @@ def parse_reply(body: str, *, now: datetime) -> Reply | None:
         if found is None:
             return None
         sigla, year, number = found.groups()
-        reference = f"{sigla}-{year or now.astimezone(ROME).year}-{int(number):04d}"
+        reference = f"{sigla}-{year or local_date(now).year}-{int(number):04d}"
     return Reply(accept=verb in ACCEPT_WORDS, reference=reference)
 
 
@@ -64,7 +64,7 @@ def answer_sms(
     reply = parse_reply(body, now=now)
     if reply is None:
         return (alerts.help_reply(user) if _may_send_help(session, user, now) else None), FollowUp()
-    page = _target_page(session, user, reply.reference, now)
+    page = _target_page(session, user, reply.reference, now) if user.active else None
     if page is None:
         return _nothing_open(session, user, now), FollowUp()
     dispatch = page.dispatch
@@ -76,8 +76,9 @@ def answer_sms(
         now=now,
         data={"operator_id": user.id, "page_id": page.id, "accept": reply.accept},
     )
-    act = accept if reply.accept else decline
-    answer: Answer = act(session, dispatch, user, via="sms", now=now, page=page)
+    answer: Answer = answer_alert(
+        session, dispatch, user, accepting=reply.accept, via="sms", now=now, page=page
+    )
     others = _other_open(session, user, dispatch.id, now)
     if answer.taken_by is not None:
         text = alerts.taken_reply(

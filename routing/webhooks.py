@@ -19,9 +19,8 @@ from core.twilio import gather_one_digit, say_and_hang_up, twilio_signed
 from routing import alerts
 from routing.dispatch import (
     MACHINE,
-    accept,
+    answer_alert,
     call_not_answered,
-    decline,
     machine_answered,
 )
 from routing.followup import after_response
@@ -114,8 +113,15 @@ def key_pressed(page_id: int) -> Response:
         now=now,
         data={"page_id": page.id, "operator_id": page.operator_id, "key": digits},
     )
-    act = accept if digits == "1" else decline
-    answer = act(session, page.dispatch, page.operator, via="voice", now=now, page=page)
+    answer = answer_alert(
+        session,
+        page.dispatch,
+        page.operator,
+        accepting=digits == "1",
+        via="voice",
+        now=now,
+        page=page,
+    )
     session.commit()
     after_response(answer.follow_up)
     if answer.taken_by is not None and answer.taken_by.id != page.operator_id:

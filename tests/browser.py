@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from tests.conftest import PASSWORD
@@ -86,16 +86,32 @@ def live_server_fixture(app: Flask) -> Iterator[LiveServer]:
     server.stop()
 
 
+class _Chromium:
+    """One Playwright and one chromium for the whole run. Each module that imports
+    ``browser_fixture`` defines a session fixture of its own to pytest, and a second sync
+    Playwright cannot start while one runs: they share this one, counted."""
+
+    playwright: Playwright | None = None
+    browser: Browser | None = None
+    users = 0
+
+
 @pytest.fixture(name="browser", scope="session")
 def browser_fixture() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
+    if _Chromium.browser is None:
+        _Chromium.playwright = sync_playwright().start()
+        _Chromium.browser = _Chromium.playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
-        yield launched
-        launched.close()
+    _Chromium.users += 1
+    yield _Chromium.browser
+    _Chromium.users -= 1
+    if _Chromium.users == 0 and _Chromium.browser and _Chromium.playwright:
+        _Chromium.browser.close()
+        _Chromium.playwright.stop()
+        _Chromium.browser = _Chromium.playwright = None
 
 
 @dataclass
@@ -170,3 +186,28 @@ def horizontal_overflow(page: Page) -> int:
         " - window.innerWidth"
     )
     return overflow
+
+
+AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def axe_violations(page: Page) -> list[str]:
+    """The WCAG 2.1 A and AA violations axe-core finds on the page, one line each.
+
+    axe-core comes from npm (``make browser``). It is injected with ``evaluate``, which the
+    page's CSP does not govern, so the page keeps its CSP and a violation of it still shows up
+    among the console errors.
+    """
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run `make browser` (npm install axe-core)")
+    page.evaluate(AXE.read_text() + "\n;0")
+    found: list[str] = page.evaluate(
+        """async (tags) => {
+            const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
+            return result.violations.map(v =>
+                `${v.id}: ${v.help} — ${v.nodes.map(n => n.target.join(' ')).join(', ')}`);
+        }""",
+        WCAG_21_AA,
+    )
+    return found

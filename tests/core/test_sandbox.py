@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
@@ -21,8 +21,8 @@ from core.sandbox import Outgoing, SandboxError, SandboxPhone
 from core.telephony import SandboxTelephony
 from tests.alerting import Chain, the_case
 from tests.browser import (  # noqa: F401 -- fixtures, used by name
-    BrowserPage,
     PageFactory,
+    axe_violations,
     browser_fixture,
     horizontal_overflow,
     live_server_fixture,
@@ -40,9 +40,6 @@ from tests.conftest import (
 )
 from tests.intake.signed import Sender
 
-ROOT = Path(__file__).resolve().parents[2]
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 EMERGENCY = {
     "external_id": "NV-SANDBOX-1",
     "province": "BS",
@@ -126,6 +123,11 @@ def test_replying_ok_through_the_sandbox_page_accepts_the_case(
     [exchange] = row.options["sandbox"]
     assert (exchange["action"], exchange["sent"]) == ("reply", "OK")
     assert "Ha risposto “OK”" in response.get_data(as_text=True)
+    # The link in the SMS: the case page says who has it.
+    assert 'href="/cases/BS-2026-0001"' in response.get_data(as_text=True)
+    case_page = client.get("/cases/BS-2026-0001").get_data(as_text=True)
+    assert "<strong>accettato</strong>" in case_page
+    assert chain.primary.display_name in case_page
 
 
 def test_pressing_1_on_a_sandbox_call_accepts_the_case(
@@ -319,26 +321,6 @@ def test_production_never_generates_a_sandbox_token(tmp_path: Path) -> None:
 
 
 # --- in a browser ------------------------------------------------------------------------------
-
-
-def axe_violations(page: Page) -> list[str]:
-    """WCAG 2.1 A and AA violations axe-core finds on the page.
-
-    Injected by Playwright's evaluate, which the page's CSP does not govern, so the page
-    itself keeps its CSP and any violation of it still shows in the console.
-    """
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run `make browser` (npm install axe-core)")
-    page.evaluate(AXE.read_text() + "\n;0")
-    found: list[str] = page.evaluate(
-        """async (tags) => {
-            const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
-            return result.violations.map(v =>
-                `${v.id}: ${v.help} — ${v.nodes.map(n => n.target.join(' ')).join(', ')}`);
-        }""",
-        WCAG_21_AA,
-    )
-    return found
 
 
 def test_the_sandbox_page_in_a_browser_on_a_desktop_and_a_phone(

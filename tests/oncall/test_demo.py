@@ -10,7 +10,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.clock import FrozenClock, to_local
+from core.clock import ROME, FrozenClock
 from oncall.chain import all_gaps, on_call_chain, province_schedule
 from oncall.models import Rotation
 from oncall.schedule import gaps as gaps_of
@@ -46,10 +46,10 @@ def test_demo_gives_every_province_a_rota_with_exactly_one_gap(
     assert province == provinces[0]
     assert end - start == timedelta(days=2)
     # Next week, Monday 09:00 to Wednesday 09:00 in Rome.
-    local_start, local_end = to_local(start), to_local(end)
+    local_start, local_end = start.astimezone(ROME), end.astimezone(ROME)
     assert (local_start.weekday(), local_start.hour) == (0, 9)
     assert (local_end.weekday(), local_end.hour) == (2, 9)
-    assert 0 < (local_start.date() - to_local(now).date()).days <= 7
+    assert 0 < (local_start.date() - now.astimezone(ROME).date()).days <= 7
 
     for sigla in provinces:
         chain = on_call_chain(db, province=sigla, at=now)

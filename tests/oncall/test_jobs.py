@@ -345,8 +345,8 @@ def test_a_shift_starting_in_the_repeated_hour_is_reminded_once(
         run_at(app, clock, utc(2026, 10, 24, 12) + timedelta(minutes=minute))
     to_anna = [m.body for m in twilio.messages if m.to == anna.phone]
     assert to_anna == [
-        "Ali: domani dalle 02:30 sei reperibile (principale) per BS.",
-        "Ali: dalle 02:30 sei reperibile (principale) per BS.",
+        "Ali: domani dalle 02:30 CEST sei reperibile (principale) per BS.",
+        "Ali: dalle 02:30 CEST sei reperibile (principale) per BS.",
     ]
     start = next(m for m in twilio.messages if m.body == to_anna[1])
     row = db.scalar(select(SentNotification).where(SentNotification.provider_id == start.sid))

@@ -17,10 +17,10 @@ from oncall.schedule import (
     Tier,
     final_schedule,
     gaps,
-    normalize,
     preview_rotation,
     rotation_shifts,
 )
+from tests.oncall.normal_form import normalize
 
 ROME = ZoneInfo("Europe/Rome")
 HOUR = timedelta(hours=1)

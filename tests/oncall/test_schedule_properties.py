@@ -21,9 +21,9 @@ from oncall.schedule import (
     Tier,
     final_schedule,
     gaps,
-    normalize,
     rotation_shifts,
 )
+from tests.oncall.normal_form import normalize
 
 ROME = ZoneInfo("Europe/Rome")
 PRIMARY = Tier.PRIMARY

@@ -34,6 +34,7 @@ from oncall.models import Override, RotaShift, Rotation
 from oncall.rules import MAX_ASSIGNMENT
 from oncall.schedule import ROME, Source, Tier
 from tests.conftest import UserFactory
+from tests.oncall.normal_form import normalize
 
 SERVED = ("BG", "BS", "CR", "LO", "LC", "MN", "PV")
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -524,7 +525,7 @@ def test_a_month_is_its_days(db: Session, make_user: UserFactory) -> None:
         following = (day + timedelta(days=1, hours=2)).replace(hour=0)
         days += province_schedule(db, province="BS", tier=Tier.PRIMARY, start=day, end=following)
         day = following
-    assert sched.normalize(days) == month
+    assert normalize(days) == month
     for _ in range(40):
         at = start + timedelta(minutes=rng.randrange(0, 31 * 24 * 60))
         holder = next((s.operator_id for s in month if s.holds(at)), None)

@@ -322,3 +322,29 @@ def test_a_failed_sms_is_followed_by_a_call_at_once(
     phone.message_status(sms_page.provider_sid or "", "undelivered", error_code=30003)
     assert len(phone.calls_to(chain.primary)) == 1
     assert phone.sms_to(chain.backup) == []
+
+
+def test_a_text_from_an_unknown_number_opens_an_urgent_case_with_a_neutral_reply(
+    chain: Chain, phone: Phone, db: Session
+) -> None:
+    answer = phone.hooks.inbound_sms(
+        "https://ali.example.org/twilio/sms",
+        from_="+393471234567",
+        to="+390212345678",
+        body="aiuto\x00 sono alla stazione",
+    )
+    text = reply_text(answer)
+    assert text == "Messaggio ricevuto, rif. XX-2026-0001"
+    case = the_case(db, "XX-2026-0001")
+    assert (case.channel, case.urgency) == ("sms", "urgent")
+    assert case.summary == "aiuto sono alla stazione"
+    assert len(phone.sms_to(chain.coordinator)) == 1
+
+
+def test_a_former_operator_texting_is_never_a_new_case(
+    chain: Chain, phone: Phone, db: Session
+) -> None:
+    chain.backup.active = False
+    db.commit()
+    assert reply_text(phone.text(chain.backup, "OK")) == "ALI: nessun avviso aperto per te."
+    assert db.scalars(select(CaseEvent)).all() == []
