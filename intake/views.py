@@ -85,12 +85,74 @@ EVENT_LABELS = {
 }
 
 
+# The stable codes of design §4, as people read them.
+CODE_LABELS = {
+    # reporter types
+    "presumed_victim": _l("presumed victim"),
+    "citizen": _l("citizen"),
+    "client": _l("client"),
+    "law_enforcement": _l("law enforcement"),
+    "social_services": _l("social services"),
+    "health_services": _l("health services"),
+    "ngo": _l("NGO"),
+    "commissione_territoriale": _l("Commissione Territoriale"),
+    "reception_centre": _l("reception centre (CAS/SAI)"),
+    # exploitation
+    "sexual": _l("sexual"),
+    "labour": _l("labour"),
+    "begging": _l("begging"),
+    "illegal_economies": _l("illegal economies"),
+    "forced_marriage": _l("forced marriage"),
+    # gender
+    "female": _l("female"),
+    "male": _l("male"),
+    "trans": _l("trans"),
+    "non_binary": _l("non-binary"),
+    # needs
+    "pronta_accoglienza": _l("emergency shelter"),
+    "health": _l("health"),
+    "legal": _l("legal"),
+    "psychological": _l("psychological"),
+    "interpreter": _l("interpreter"),
+    "information": _l("information"),
+    # channels
+    "webhook": _l("Numero Verde"),
+    "phone": _l("partner's call"),
+    "sms": _l("SMS"),
+    "manual": _l("entered by hand"),
+    "voice": _l("call"),
+    # how the province was found
+    "explicit": _l("stated"),
+    "municipality": _l("from the municipality"),
+    "area_code": _l("from the caller's area code"),
+    "partner": _l("from the partner"),
+    "unresolved": _l("not found"),
+    # tiers
+    "primary": _l("primary"),
+    "backup": _l("backup"),
+    "coordinators": _l("coordinators"),
+    # shared
+    "other": _l("other"),
+    "unknown": _l("unknown"),
+}
+
+
+def _label(table: dict[str, Any], code: str | None) -> str:
+    return str(table.get(code or "", code or ""))
+
+
+@bp.app_template_filter("code_label")
+def code_label(code: str | None) -> str:
+    return _label(CODE_LABELS, code)
+
+
 @bp.app_context_processor
 def _labels() -> dict[str, Any]:
     return {
-        "urgency_label": lambda code: URGENCY_LABELS.get(code, code),
-        "status_label": lambda code: STATUS_LABELS.get(code, code),
-        "event_label": lambda code: EVENT_LABELS.get(code, code),
+        "urgency_label": lambda code: _label(URGENCY_LABELS, code),
+        "status_label": lambda code: _label(STATUS_LABELS, code),
+        "event_label": lambda code: _label(EVENT_LABELS, code),
+        "code_label": code_label,
     }
 
 
