@@ -18,7 +18,12 @@ DEMO_PHONE_PREFIX = "+39333000"
 
 def demo_users(provinces: tuple[str, ...]) -> list[dict[str, object]]:
     people: list[dict[str, object]] = [
-        {"email": "admin@ali.example", "name": "Admin Demo", "roles": ["admin"], "provinces": []},
+        {
+            "email": "admin@ali.example",
+            "name": "Admin Demo",
+            "roles": ["admin", "coordinator"],
+            "provinces": [],
+        },
         {
             "email": "coordinatrice@ali.example",
             "name": "Chiara Coordinatrice",

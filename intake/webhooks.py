@@ -19,12 +19,10 @@ from core.db import get_session
 from core.models import User
 from core.phones import InvalidPhone, normalise_phone
 from core.twilio import message_reply, twilio_signed
-from intake.services import BroughtBy, open_case
-from intake.validation import CaseFields, printable
+from intake.services import case_by_sms
+from intake.validation import printable
 from routing.dispatch import FollowUp
 from routing.followup import after_response
-from routing.models import Channel, Urgency
-from routing.places import resolve_province
 from routing.replies import answer_sms
 
 log = logging.getLogger(__name__)
@@ -60,20 +58,23 @@ def inbound_sms() -> Response:
 
 
 def _new_case_by_sms(sender: str | None, body: str, now: datetime) -> Response:
-    """A text from anyone else opens an urgent case for the coordinators (the partner registry
-    and province from the text come with the partner line). The reply is neutral: the phone
-    may be in an exploiter's hands, so no project name and no words about trafficking."""
+    """A text from anyone else is a case for the coordinators (the partner registry and the
+    province from the text come with the partner line). The reply is neutral: the phone may
+    be in an exploiter's hands, so no project name and no words about trafficking."""
     session = get_session()
-    fields = CaseFields(
-        resolution=resolve_province(served=get_settings().provinces, caller_phone=sender),
-        caller_phone=sender,
-        urgency=Urgency.URGENT,
-        summary=printable(body) or None,
-    )
-    opened = open_case(
-        session, channel=Channel.SMS, brought_by=BroughtBy(actor="sms"), fields=fields, now=now
+    settings = get_settings()
+    received = case_by_sms(
+        session,
+        sender=sender,
+        text=printable(body),
+        served=settings.provinces,
+        pepper=settings.secret_key,
+        now=now,
     )
     session.commit()
-    if opened.dispatch_id is not None and opened.pages_queued:
+    opened = received.opened
+    if opened is not None and opened.pages_queued and opened.dispatch_id is not None:
         after_response(FollowUp(to_send={opened.dispatch_id}))
-    return message_reply(f"Messaggio ricevuto, rif. {opened.reference}")
+    if not received.reply:
+        return message_reply(None)
+    return message_reply(f"Messaggio ricevuto, rif. {received.reference}")

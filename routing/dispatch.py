@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
+from core import audit
 from core.config import get_settings
 from core.delivery import TERMINAL_FAILURES
 from core.models import DeliveryStatus, Role, User, users_with_role
@@ -67,6 +68,11 @@ MACHINE = frozenset(
     {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"}
 )
 CLAIM_BATCH = 100
+BROKEN_RETRY = timedelta(minutes=1)
+RETRY_FIRST = timedelta(seconds=5)
+RETRY_MAX = timedelta(minutes=1)
+# Longer than any request to Twilio can take (the client times out after 10 s).
+STUCK_AFTER = timedelta(minutes=2)
 
 
 @dataclass
@@ -240,6 +246,11 @@ def _recipients(  # noqa: PLR0917 -- private, one caller
         else:
             holders = list(chain.coordinators)
         pageable = [user for user in holders if user.can_be_paged and user.id not in declined]
+        if not pageable and target == PolicyTarget.COORDINATORS:
+            # The coordinator on call cannot be paged: every other coordinator is, rather
+            # than nobody (the last tier must reach a human while there is one).
+            holders = users_with_role(session, Role.COORDINATOR)
+            pageable = [u for u in holders if u.can_be_paged and u.id not in declined]
         if not pageable:
             _dispatch_event(
                 session,
@@ -371,14 +382,18 @@ def claim_due(session: Session, now: datetime, *, only: Iterable[int] = ()) -> l
 def send_pending(
     session: Session, telephony: Telephony, now: datetime, *, only: Iterable[int] = ()
 ) -> int:
-    """Send every pending page (of the `only` dispatches, if given); COMMITS the session.
+    """Send every pending page due now (of the `only` dispatches, if given); COMMITS.
 
     The pages are claimed in one committed UPDATE (pending → sending) before any request to
-    Twilio, their results recorded in one transaction after. Returns how many were sent.
+    Twilio; each result is committed as soon as it is known, so a crash part-way leaves at
+    most the page in flight unrecorded. A retryable failure (Twilio down, throttling, no
+    connection) puts the page back to pending with a growing delay: it is sent when Twilio
+    recovers, while the escalation's timer keeps moving. Returns how many were sent.
     """
+    _give_up_stuck(session, now)
     claim = (
         update(Page)
-        .where(Page.status == PENDING)
+        .where(Page.status == PENDING, or_(Page.retry_at.is_(None), Page.retry_at <= now))
         .values(status=SENDING, updated_at=now)
         .returning(Page.id)
     )
@@ -404,80 +419,130 @@ def send_pending(
             select(Case.id, Case.channel).where(Case.id.in_({p.dispatch.case_id for p in batch}))
         )
     }
-    settings = get_settings()
-    outgoing: list[tuple[Page, str | None]] = []
+    outgoing: list[tuple[int, str, str | None]] = []  # page id, to, SMS text (None: a call)
     for page in batch:
         if page.purpose != PagePurpose.TAKEN and page.dispatch.state == DispatchState.ACCEPTED:
             page.status = CANCELED  # taken before this page left: it is never sent
         elif page.channel == PageChannel.SMS:
-            outgoing.append((page, _sms_text(page, Channel(channels[page.dispatch.case_id]))))
+            body = _sms_text(page, Channel(channels[page.dispatch.case_id]))
+            outgoing.append((page.id, page.to, body))
         else:
-            outgoing.append((page, None))
+            outgoing.append((page.id, page.to, None))
     session.commit()  # the claims are durable before Twilio is asked
-    results: list[tuple[int, str | TelephonyError]] = []
-    for page, text in outgoing:
-        try:
-            if text is not None:
-                sid = telephony.send_sms(
-                    to=page.to, body=text, status_callback=settings.public_url + "/twilio/status"
-                )
-            else:
-                sid = telephony.place_call(
-                    to=page.to,
-                    url=f"{settings.public_url}/twilio/alert/{page.id}",
-                    status_callback=settings.public_url + "/twilio/status",
-                    amd_callback=f"{settings.public_url}/twilio/alert/{page.id}/amd",
-                    timeout_seconds=settings.ring_timeout_seconds,
-                )
-        except TelephonyError as exc:
-            log.warning("page %s not sent: code=%s status=%s", page.id, exc.code, exc.status)
-            results.append((page.id, exc))
-        else:
-            results.append((page.id, sid))
-    follow_up = _record_sent(session, results, now)
+    sent = 0
+    for page_id, to, text in outgoing:
+        result = _request(telephony, page_id, text, to=to)
+        follow_up = _record_sent(session, page_id, result, now)
+        session.commit()
+        if isinstance(result, str):
+            sent += 1
+        if follow_up:
+            run_follow_up(session, telephony, now, follow_up)
+    return sent
+
+
+def _request(
+    telephony: Telephony, page_id: int, text: str | None, *, to: str
+) -> str | TelephonyError:
+    """One request to Twilio: the provider id, or the error (never raised)."""
+    settings = get_settings()
+    status_url = settings.public_url + "/twilio/status"
+    try:
+        if text is not None:
+            return telephony.send_sms(to=to, body=text, status_callback=status_url)
+        return telephony.place_call(
+            to=to,
+            url=f"{settings.public_url}/twilio/alert/{page_id}",
+            status_callback=status_url,
+            amd_callback=f"{settings.public_url}/twilio/alert/{page_id}/amd",
+            timeout_seconds=settings.ring_timeout_seconds,
+        )
+    except TelephonyError as exc:
+        log.warning("page %s not sent: code=%s status=%s", page_id, exc.code, exc.status)
+        return exc
+
+
+def _give_up_stuck(session: Session, now: datetime) -> None:
+    """A page left `sending` by a process that died during its request is not sent again
+    (Twilio has no idempotency key: twice could ring twice) but counts as not reached, so the
+    escalation skips past it at once instead of waiting on it."""
+    stuck = list(
+        session.scalars(
+            select(Page).where(
+                Page.status == SENDING,
+                Page.provider_sid.is_(None),
+                Page.updated_at < now - STUCK_AFTER,
+            )
+        )
+    )
+    if not stuck:
+        return
+    for page in stuck:
+        page.status = FAILED
+        page.updated_at = now
+        _page_event(session, page, CaseEventKind.PAGE_FAILED, now, actor=SYSTEM, stuck=True)
+        _unreached(session, page, now)
     session.commit()
-    if follow_up:
-        run_follow_up(session, telephony, now, follow_up)
-    return sum(1 for _id, result in results if isinstance(result, str))
+    log.warning("%s page(s) stuck in sending given up as not reached", len(stuck))
 
 
 def _record_sent(
-    session: Session, results: list[tuple[int, str | TelephonyError]], now: datetime
+    session: Session, page_id: int, result: str | TelephonyError, now: datetime
 ) -> FollowUp:
-    """Each page's provider id, or its failure (not reached: the fallback channel or the
-    next step follows at once)."""
-    follow_up = FollowUp()
-    pages = {
-        page.id: page
-        for page in session.scalars(
-            select(Page)
-            .where(Page.id.in_([page_id for page_id, _result in results]))
-            .options(joinedload(Page.dispatch))
-        )
-    }
-    sids = [result for _page_id, result in results if isinstance(result, str)]
-    # A status callback may have come before we knew the sid: catch up with it below.
-    early = {
-        row.sid: row
-        for row in session.scalars(select(DeliveryStatus).where(DeliveryStatus.sid.in_(sids)))
-    }
-    for page_id, result in results:
-        page = pages[page_id]
-        page.updated_at = now
-        if isinstance(result, TelephonyError):
-            page.status = FAILED
-            page.error_code = result.code
+    """A page's provider id, or its failure: a retryable one waits to be sent again, a
+    refusal is not reached (the fallback channel or the next step follows at once)."""
+    page = session.get(Page, page_id, populate_existing=True)
+    if page is None:  # pragma: no cover -- pages are never deleted
+        return FollowUp()
+    page.updated_at = now
+    dispatch = page.dispatch
+    if isinstance(result, TelephonyError):
+        if result.retryable:
+            page.status = PENDING
+            page.attempts += 1
+            page.retry_at = now + min(RETRY_FIRST * 2 ** (page.attempts - 1), RETRY_MAX)
             _page_event(
-                session, page, CaseEventKind.PAGE_FAILED, now, actor=SYSTEM, error_code=result.code
+                session,
+                page,
+                CaseEventKind.PAGE_FAILED,
+                now,
+                actor=SYSTEM,
+                error_code=result.code,
+                retry=True,
             )
-            follow_up.merge(_unreached(session, page, now))
-            continue
-        page.provider_sid = result
-        page.status = "sent" if page.channel == PageChannel.SMS else "queued"
-        page.sent_at = now
-        _page_event(session, page, CaseEventKind.PAGE_SENT, now, actor=SYSTEM)
-        if result in early:
-            follow_up.merge(page_status_changed(session, early[result], now))
+            return FollowUp()
+        page.status = FAILED
+        page.error_code = result.code
+        _page_event(
+            session, page, CaseEventKind.PAGE_FAILED, now, actor=SYSTEM, error_code=result.code
+        )
+        return _unreached(session, page, now)
+    page.provider_sid = result
+    page.status = "sent" if page.channel == PageChannel.SMS else "queued"
+    page.sent_at = now
+    _page_event(session, page, CaseEventKind.PAGE_SENT, now, actor=SYSTEM)
+    follow_up = FollowUp()
+    session.refresh(dispatch)
+    if dispatch.state == DispatchState.ACCEPTED and page.purpose != PagePurpose.TAKEN:
+        # Taken while this page was on its way: end the call, say who has it.
+        if page.channel == PageChannel.VOICE:
+            follow_up.calls_to_end.add(result)
+        if page.operator_id != dispatch.accepted_by_id:
+            _add_page(
+                session,
+                dispatch,
+                page.operator,
+                step=0,
+                purpose=PagePurpose.TAKEN,
+                tier="taken",
+                channel=PageChannel.SMS,
+                now=now,
+            )
+            follow_up.to_send.add(dispatch.id)
+    # A status callback may have come before we knew the sid: catch up with it.
+    early = session.get(DeliveryStatus, result)
+    if early is not None:
+        follow_up.merge(page_status_changed(session, early, now))
     return follow_up
 
 
@@ -648,10 +713,15 @@ def _step_settled(session: Session, dispatch: Dispatch) -> bool:
 
 
 def _out_of_reach(pages: list[Page]) -> bool:
+    """Declined; or a call rang out, was busy, hung up or met a machine (a person was tried
+    and did not answer); or every page to them failed (a call that could not be placed
+    waits for its fallback SMS)."""
     if any(page.outcome == PageOutcome.DECLINED for page in pages):
         return True
     if any(
-        page.channel == PageChannel.VOICE and page.outcome == PageOutcome.NOT_REACHED
+        page.channel == PageChannel.VOICE
+        and page.outcome == PageOutcome.NOT_REACHED
+        and page.status != FAILED
         for page in pages
     ):
         return True
@@ -726,6 +796,16 @@ def _accept(
     case.accepted_at = now
     if case.status in (CaseStatus.NEW, CaseStatus.DISPATCHED):
         change_status(session, case, CaseStatus.ACCEPTED, actor=user, now=now, detail={"via": via})
+    audit.record(
+        session,
+        now=now,
+        action="update",
+        object_type="case",
+        object_id=case.id,
+        actor=user,
+        fields=["accepted_by", "accepted_at"],
+        detail={"via": via},
+    )
     record_event(
         session,
         case_id=case.id,
@@ -783,6 +863,16 @@ def _decline(
             follow_up.calls_to_end.add(own.provider_sid or "")
     if page is not None:
         page.outcome = PageOutcome.DECLINED
+    audit.record(
+        session,
+        now=now,
+        action="update",
+        object_type="case",
+        object_id=dispatch.case_id,
+        actor=user,
+        fields=["dispatch"],
+        detail={"declined": True, "via": via},
+    )
     record_event(
         session,
         case_id=dispatch.case_id,
@@ -809,7 +899,15 @@ def advance(
     ids = list(only)
     fired = 0
     for dispatch in claim_due(session, now, only=ids):
-        fire_due_steps(session, dispatch, now)
+        try:
+            with session.begin_nested():
+                fire_due_steps(session, dispatch, now)
+        except Exception:
+            # One broken dispatch (a bad policy copy, say) must not hold up every other
+            # case's escalation: it is retried a minute later, loudly.
+            log.exception("dispatch %s of case %s failed to fire", dispatch.id, dispatch.reference)
+            dispatch.due_at = now + BROKEN_RETRY
+            continue
         fired += 1
     session.commit()
     sent = send_pending(session, telephony, now, only=ids)

@@ -244,6 +244,9 @@ class Page(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    # Twilio down, throttling, no connection: the page waits, pending, until retry_at.
+    attempts: Mapped[int] = mapped_column(default=0)
+    retry_at: Mapped[datetime | None]
 
     dispatch: Mapped[Dispatch] = relationship()
     operator: Mapped[User] = relationship()

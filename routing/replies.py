@@ -12,13 +12,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from core.formatting import local_date
 from core.models import SentNotification, User
 from routing import alerts
-from routing.dispatch import Answer, FollowUp, answer_alert
+from routing.dispatch import CANCELED, PENDING, Answer, FollowUp, answer_alert
 from routing.lifecycle import record_event
 from routing.models import CaseEventKind, Dispatch, DispatchState, Page, PageChannel, PagePurpose
 
@@ -27,8 +27,6 @@ DECLINE_WORDS = frozenset({"2", "NO"})
 _REFERENCE = re.compile(r"([A-Z]{2})-(?:(\d{4})-)?0*(\d{1,6})")
 # A reply names its latest alert; one much older than this is no alert any more.
 ALERT_MEMORY = timedelta(hours=24)
-# "Who has it" for a text that comes when nothing is open for the sender.
-RECENTLY_ACCEPTED = timedelta(hours=1)
 HELP_PER_HOUR = 5
 HELP_KIND = "sms_help"
 
@@ -66,7 +64,7 @@ def answer_sms(
         return (alerts.help_reply(user) if _may_send_help(session, user, now) else None), FollowUp()
     page = _target_page(session, user, reply.reference, now) if user.active else None
     if page is None:
-        return _nothing_open(session, user, now), FollowUp()
+        return alerts.no_open_alert_reply(user), FollowUp()
     dispatch = page.dispatch
     record_event(
         session,
@@ -94,7 +92,8 @@ def answer_sms(
     return text, answer.follow_up
 
 
-def _alert_pages(user: User, now: datetime):  # type: ignore[no-untyped-def]
+def _alert_pages(user: User, now: datetime) -> Select[Page]:
+    """Alerts that reached (or are reaching) this operator's phone, latest first."""
     return (
         select(Page)
         .join(Dispatch, Dispatch.id == Page.dispatch_id)
@@ -102,7 +101,8 @@ def _alert_pages(user: User, now: datetime):  # type: ignore[no-untyped-def]
             Page.operator_id == user.id,
             Page.channel == PageChannel.SMS,  # the text this reply answers
             Page.purpose.in_([PagePurpose.ALERT, PagePurpose.UNANSWERED]),
-            Page.provider_sid.is_not(None),
+            # Sent, or on its way: a reply can beat the provider's id to the database.
+            Page.status.not_in([PENDING, CANCELED]),
             Page.created_at >= now - ALERT_MEMORY,
         )
         .order_by(Page.created_at.desc(), Page.id.desc())
@@ -125,10 +125,6 @@ def _other_open(session: Session, user: User, dispatch_id: int, now: datetime) -
         )
     )
     return len({page.dispatch_id for page in found})
-
-
-def _nothing_open(session: Session, user: User, now: datetime) -> str:
-    return alerts.no_open_alert_reply(user)
 
 
 def _may_send_help(session: Session, user: User, now: datetime) -> bool:

@@ -58,11 +58,14 @@ def was_paged(session: Session, user: User, case: Case) -> bool:
 
 
 def can_see_case(session: Session, user: User, case: Case) -> bool:
-    """Coordinators and admins see every case; operators the cases of their provinces, and
-    any case they were paged for or accepted (an unresolved one sent to them, say)."""
-    if user.has_role(Role.COORDINATOR, Role.ADMIN):
+    """Who may read a case (and take it): coordinators every case; operators the cases of
+    their provinces; anyone paged for it or who accepted it (an unresolved case sent to
+    them, say). Admins and rota managers as such do not: a case is special-category
+    personal data, seen by those who work it (design §6)."""
+    if user.has_role(Role.COORDINATOR):
         return True
-    if case.province is not None and can_see_province(user, case.province):
+    in_province = case.province is not None and can_see_province(user, case.province)
+    if in_province and user.has_role(Role.OPERATOR):
         return True
     return case.accepted_by_id == user.id or was_paged(session, user, case)
 

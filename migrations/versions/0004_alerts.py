@@ -99,6 +99,8 @@ def upgrade() -> None:
     sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('sent_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('updated_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('retry_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['dispatch_id'], ['dispatches.id'], name=op.f('fk_pages_dispatch_id_dispatches')),
     sa.ForeignKeyConstraint(['operator_id'], ['users.id'], name=op.f('fk_pages_operator_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_pages')),

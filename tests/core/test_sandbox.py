@@ -125,6 +125,10 @@ def test_replying_ok_through_the_sandbox_page_accepts_the_case(
     assert "Ha risposto “OK”" in response.get_data(as_text=True)
     # The link in the SMS: the case page says who has it.
     assert 'href="/cases/BS-2026-0001"' in response.get_data(as_text=True)
+    # An admin as such does not read cases; the demo's admin is a coordinator too.
+    assert client.get("/cases/BS-2026-0001").status_code == 404
+    admin.roles = ["admin", "coordinator"]
+    db.commit()
     case_page = client.get("/cases/BS-2026-0001").get_data(as_text=True)
     assert "<strong>accettato</strong>" in case_page
     assert chain.primary.display_name in case_page

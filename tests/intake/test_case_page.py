@@ -30,7 +30,9 @@ def test_the_paged_operator_sees_the_case_and_accepts_it_from_the_page(
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     assert "Donna di 20 anni alla stazione" in html
-    assert 'href="tel:+393337654321"' in html
+    # No one-tap call: the phone may be in an exploiter's hands (contact safety comes first).
+    assert "+39 333 765 4321" in html
+    assert 'href="tel:+393337654321"' not in html
     assert "Accetta" in html
     read = db.scalars(
         select(AuditEntry).where(AuditEntry.action == "read", AuditEntry.object_type == "case")
@@ -39,9 +41,7 @@ def test_the_paged_operator_sees_the_case_and_accepts_it_from_the_page(
     assert "summary" in read[0].fields
     assert "Donna" not in str(read[0].detail)
 
-    answer = client.post(
-        "/cases/BS-2026-0001/accept", data={"csrf_token": csrf_token(html)}
-    )
+    answer = client.post("/cases/BS-2026-0001/accept", data={"csrf_token": csrf_token(html)})
     assert answer.status_code == 302
     answer.close()
     db.expire_all()
@@ -80,3 +80,31 @@ def test_the_page_needs_a_login(client: FlaskClient, sender: Sender, chain: Chai
     response = client.get("/cases/BS-2026-0001")
     assert response.status_code == 302
     assert "/login" in response.headers["Location"]
+
+
+def test_admins_and_rota_managers_as_such_do_not_read_cases(
+    client: FlaskClient, sender: Sender, chain: Chain, make_user: UserFactory
+) -> None:
+    sender.post(HANDOFF)
+    admin = make_user(roles=("admin",), provinces=())
+    manager = make_user(roles=("rota_manager",), provinces=("BS",))
+    for user in (admin, manager):
+        login(client, user.email)
+        assert client.get("/cases/BS-2026-0001").status_code == 404
+        client.post(
+            "/logout", data={"csrf_token": csrf_token(client.get("/").get_data(as_text=True))}
+        )
+
+
+def test_declining_from_the_page_is_audited_and_pages_the_backup(
+    client: FlaskClient, sender: Sender, chain: Chain, phone: Phone, db: Session
+) -> None:
+    sender.post(HANDOFF)
+    login(client, chain.primary.email)
+    html = client.get("/cases/BS-2026-0001").get_data(as_text=True)
+    answer = client.post("/cases/BS-2026-0001/decline", data={"csrf_token": csrf_token(html)})
+    answer.close()
+    assert len(phone.sms_to(chain.backup)) == 1
+    updates = db.scalars(select(AuditEntry).where(AuditEntry.action == "update")).all()
+    [entry] = [e for e in updates if e.fields == ["dispatch"]]
+    assert (entry.actor_id, entry.detail) == (chain.primary.id, {"declined": True, "via": "web"})

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.clock import FrozenClock
-from routing.models import CaseEvent, DispatchState
+from routing.models import Case, CaseEvent, DispatchState
 from tests.alerting import (
     Chain,
     Phone,
@@ -348,3 +348,52 @@ def test_a_former_operator_texting_is_never_a_new_case(
     db.commit()
     assert reply_text(phone.text(chain.backup, "OK")) == "ALI: nessun avviso aperto per te."
     assert db.scalars(select(CaseEvent)).all() == []
+
+
+def test_when_the_coordinator_on_call_cannot_be_paged_every_coordinator_is(
+    sender: Sender, chain: Chain, make_user: UserFactory, phone: Phone, db: Session
+) -> None:
+    from datetime import timedelta  # noqa: PLC0415
+
+    from oncall.models import RotaShift  # noqa: PLC0415
+
+    on_duty = make_user(roles=("coordinator",), provinces=(), verified=False)
+    now = phone.clock.now()
+    db.add(
+        RotaShift(
+            province=None,
+            tier="coordinator",
+            user_id=on_duty.id,
+            start_at=now - timedelta(hours=1),
+            end_at=now + timedelta(hours=1),
+            created_at=now,
+        )
+    )
+    db.commit()
+    sender.post({"external_id": "NV-c", "urgency": "emergency"})  # unresolved: coordinators
+    assert phone.sms_to(on_duty) == []
+    assert len(phone.sms_to(chain.coordinator)) == 1
+
+
+def test_more_texts_from_the_same_number_join_its_case_without_more_alerts(
+    chain: Chain, phone: Phone, db: Session
+) -> None:
+    def text(body: str) -> str:
+        return reply_text(
+            phone.hooks.inbound_sms(
+                "https://ali.example.org/twilio/sms",
+                from_="+393471234567",
+                to="+390212345678",
+                body=body,
+            )
+        )
+
+    assert text("aiuto") == "Messaggio ricevuto, rif. XX-2026-0001"
+    assert text("sono alla stazione") == ""  # an auto-responder gets nothing to answer
+    assert text("Messaggio ricevuto") == ""
+    assert len(phone.sms_to(chain.coordinator)) == 1
+    case = the_case(db, "XX-2026-0001")
+    assert case.summary == "aiuto\nsono alla stazione\nMessaggio ricevuto"
+    assert len(db.scalars(select(Case)).all()) == 1
+    phone.tick(minutes=61)
+    assert text("ancora io") == "Messaggio ricevuto, rif. XX-2026-0002"

@@ -136,3 +136,48 @@ def test_jobs_are_registered_for_the_worker(app: Flask, tmp_path: Path) -> None:
     jobs = {job.id: job for job in app.extensions["ali.jobs"].values()}
     assert jobs["routing.escalate"].func is escalate
     assert jobs["routing.escalate"].seconds <= 5
+
+
+def test_while_twilio_is_down_pages_wait_and_go_out_when_it_recovers(
+    sender: Sender, chain: Chain, phone: Phone, db: Session, twilio: TwilioStandIn
+) -> None:
+    twilio.set_down()
+    sender.post(EMERGENCY)
+    assert twilio.messages == []
+    assert {p.status for p in pages(db)} == {"pending"}  # waiting, not given up
+    assert dispatch_of(db, "BS-2026-0001").steps_fired == 1  # no skip for an outage
+    phone.tick(minutes=3)  # the escalation keeps moving meanwhile
+    assert dispatch_of(db, "BS-2026-0001").steps_fired == 2
+    twilio.set_down(False)
+    phone.tick(minutes=1)
+    assert len(phone.sms_to(chain.primary)) == 2  # step 1's and step 2's, none lost
+    assert len(phone.sms_to(chain.backup)) == 1
+    assert {p.status for p in pages(db)} <= {"sent", "queued"}
+    phone.tick(minutes=1)
+    assert len(twilio.messages) == 3  # and none twice
+
+
+def test_a_refused_call_is_followed_by_an_sms(
+    sender: Sender, chain: Chain, phone: Phone, db: Session, twilio: TwilioStandIn
+) -> None:
+    sender.post(EMERGENCY | {"urgency": "ordinary"})
+    phone.tick(minutes=15)  # ordinary: step 2 is a call only
+    assert len(phone.sms_to(chain.primary)) == 1
+    [call] = phone.calls_to(chain.primary)
+    phone.call_status(call.sid, "failed")
+    assert len(phone.sms_to(chain.primary)) == 2  # the same step, by SMS now
+    assert phone.sms_to(chain.backup) == []
+
+
+def test_a_broken_dispatch_does_not_hold_up_the_others(
+    sender: Sender, chain: Chain, phone: Phone, db: Session
+) -> None:
+    sender.post(EMERGENCY)
+    sender.post(EMERGENCY | {"external_id": "NV-other"})
+    broken = dispatch_of(db, "BS-2026-0001")
+    broken.policy = {"steps": [{"targets": ["primary"], "channels": ["fax"], "wait_minutes": 1}]}
+    db.commit()
+    phone.tick(minutes=3)
+    assert dispatch_of(db, "BS-2026-0002").steps_fired == 2
+    assert len(phone.sms_to(chain.backup)) == 1
+    assert dispatch_of(db, "BS-2026-0001").steps_fired == 1
