@@ -9,6 +9,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from core.auth import hash_password
+from core.config import get_settings
 from core.db import session_scope
 from core.models import User
 
@@ -48,7 +49,7 @@ def demo_users(provinces: tuple[str, ...]) -> list[dict[str, object]]:
 
 
 def seed_core(app: Flask) -> None:
-    settings = app.extensions["ali.settings"]
+    settings = get_settings(app)
     now = app.extensions["ali.clock"].now()
     created: list[tuple[str, str]] = []
     with session_scope(app) as db:

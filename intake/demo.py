@@ -10,6 +10,7 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from core.config import get_settings
 from core.db import session_scope
 from intake.models import Source
 from intake.services import create_source
@@ -53,7 +54,7 @@ def handoff_snippet(*, url: str, key_id: str, secret: str, body: str) -> str:
 
 def seed_intake(app: Flask) -> None:
     """Create the demo source once and print the snippet (kept in instance/ for re-runs)."""
-    settings = app.extensions["ali.settings"]
+    settings = get_settings(app)
     now = app.extensions["ali.clock"].now()
     path = settings.instance_path / SNIPPET_FILE
     with session_scope(app) as db:

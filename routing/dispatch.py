@@ -334,18 +334,22 @@ def _exhaust(session: Session, dispatch: Dispatch, now: datetime, *, fresh: bool
         user for user in users_with_role(session, Role.COORDINATOR) if user.can_be_paged
     ]
     step = dispatch.steps_fired
+    queued = 0
     for user in coordinators:
         for channel in (PageChannel.SMS, PageChannel.VOICE):
-            _add_page(
-                session,
-                dispatch,
-                user,
-                step=step,
-                purpose=PagePurpose.UNANSWERED,
-                tier="coordinators",
-                channel=channel,
-                now=now,
-                check=not fresh,
+            queued += (
+                _add_page(
+                    session,
+                    dispatch,
+                    user,
+                    step=step,
+                    purpose=PagePurpose.UNANSWERED,
+                    tier="coordinators",
+                    channel=channel,
+                    now=now,
+                    check=not fresh,
+                )
+                is not None
             )
     _dispatch_event(
         session,
@@ -357,7 +361,7 @@ def _exhaust(session: Session, dispatch: Dispatch, now: datetime, *, fresh: bool
     log.warning(
         "dispatch %s of case %s unanswered after %s steps", dispatch.id, dispatch.reference, step
     )
-    return 2 * len(coordinators)
+    return queued
 
 
 def claim_due(session: Session, now: datetime, *, only: Iterable[int] = ()) -> list[Dispatch]:
@@ -791,7 +795,8 @@ def _accept(
     if page is not None:
         page.outcome = PageOutcome.ACCEPTED
     case = session.get(Case, dispatch.case_id, with_for_update=True)
-    assert case is not None  # noqa: S101 -- a dispatch always has its case
+    if case is None:  # pragma: no cover -- the foreign key makes it impossible
+        raise LookupError(f"dispatch {dispatch.id} has no case")
     case.accepted_by_id = user.id
     case.accepted_at = now
     if case.status in (CaseStatus.NEW, CaseStatus.DISPATCHED):
