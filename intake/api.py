@@ -46,6 +46,7 @@ from intake.validation import (
 from oncall.chain import on_call_chain
 from routing.dispatch import FollowUp
 from routing.followup import after_response
+from routing.lifecycle import record_read
 from routing.models import Case, Channel
 
 log = logging.getLogger(__name__)
@@ -217,14 +218,8 @@ def get_handoff(external_id: str) -> Answer:
         return _commit_counted(
             session, caller, now, _error(404, "This source sent no hand-off with this external_id.")
         )
-    audit.record(
-        session,
-        now=now,
-        action="read",
-        object_type="case",
-        object_id=case.id,
-        actor=caller.actor,
-        fields=["status", "accepted_by", "accepted_at"],
+    record_read(
+        session, case, actor=caller.actor, fields=["status", "accepted_by", "accepted_at"], now=now
     )
     accepted_by = case.accepted_by
     body = {

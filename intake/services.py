@@ -36,7 +36,7 @@ from intake.models import DEFAULT_RATE_LIMIT, Handoff, Source, SourceRateWindow,
 from intake.signing import signature_matches, timestamp_is_fresh
 from intake.validation import MAX_SUMMARY, CaseFields
 from routing.dispatch import start_dispatch
-from routing.lifecycle import record_event
+from routing.lifecycle import record_event, record_read
 from routing.models import (
     Case,
     CaseEvent,
@@ -556,15 +556,7 @@ def replayed_handoff(
     case = find_case(session, caller=caller, external_id=external_id)
     if case is None:  # pragma: no cover -- a hand-off row is only ever committed with its case
         raise RuntimeError("hand-off stored without a case")
-    audit.record(
-        session,
-        now=now,
-        action="read",
-        object_type="case",
-        object_id=case.id,
-        actor=caller.actor,
-        fields=REPLAY_READ_FIELDS,
-    )
+    record_read(session, case, actor=caller.actor, fields=REPLAY_READ_FIELDS, now=now)
     log.info("source %s: replay of hand-off for case %s", caller.name, case.reference)
     return OpenedCase(
         case_id=case.id,

@@ -17,13 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from core import audit
 from core.auth import login_required
 from core.clock import now as clock_now
 from core.db import get_session
 from core.models import User
 from routing.dispatch import Answer, answer_alert, dispatch_of_case
 from routing.followup import after_response
+from routing.lifecycle import record_read
 from routing.models import Case, CaseEvent, Dispatch, DispatchState
 from routing.services import can_see_case, timeline, was_paged
 
@@ -182,15 +182,7 @@ def case_page(reference: str) -> str:
             select(User).where(User.id.in_({*_user_ids(events), case.accepted_by_id or 0}))
         )
     }
-    audit.record(
-        session,
-        now=now,
-        action="read",
-        object_type="case",
-        object_id=case.id,
-        actor=user,
-        fields=SHOWN_FIELDS,
-    )
+    record_read(session, case, actor=user, fields=SHOWN_FIELDS, now=now)
     session.commit()
     open_alert = dispatch is not None and dispatch.state != DispatchState.ACCEPTED
     return render_template(

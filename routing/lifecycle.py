@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -89,6 +90,22 @@ def change_status(
         detail={"from": current.value, "to": to.value},
     )
     return event
+
+
+def record_read(
+    session: Session, case: Case, *, actor: User | str, fields: Iterable[str], now: datetime
+) -> None:
+    """Every read of a case is audited (design §6): who, when, which case, which fields —
+    never their values."""
+    audit.record(
+        session,
+        now=now,
+        action="read",
+        object_type="case",
+        object_id=case.id,
+        actor=actor,
+        fields=fields,
+    )
 
 
 def record_event(
