@@ -18,6 +18,7 @@ from twilio.rest import Client
 
 from core.clock import Clock
 from core.config import Settings
+from core.delivery import record_status
 from core.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -214,8 +215,11 @@ class SandboxTelephony:
 
 
     def update_call(self, sid: str, *, status: str | None = None, url: str | None = None) -> None:
-        # The sandbox's calls are never live: there is nothing to end or redirect.
+        """Ending a call: the sandbox page shows it over, as Twilio's callback would say."""
         log.info("sandbox: call %s updated (status=%s, redirected=%s)", sid, status, bool(url))
+        if status:
+            with self.sessions() as session, session.begin():
+                record_status(session, sid=sid, status=status, now=self.clock.now())
 
 
 def build_telephony(settings: Settings, sessions: sessionmaker[Session], clock: Clock) -> Telephony:

@@ -71,8 +71,9 @@ def to(db: Session, user: User, kind: str) -> list[OutboxMessage]:
     return [m for m in outbox(db) if m.to == user.phone and m.kind == kind]
 
 
-def hand_over(sender: Sender) -> None:
-    response = sender.post(EMERGENCY)
+def hand_over(sender: Sender, external_id: str | None = None) -> None:
+    body = EMERGENCY if external_id is None else EMERGENCY | {"external_id": external_id}
+    response = sender.post(body)
     assert response.status_code == 201, response.get_data(as_text=True)
 
 
@@ -351,6 +352,13 @@ def test_the_sandbox_page_in_a_browser_on_a_desktop_and_a_phone(
     desktop.screenshot("sandbox-desktop-replied")
     assert desktop.console_errors == []
 
+    # Accepted by SMS: Ali ended the ringing alert call, and the page no longer offers it.
+    [call] = to(db, chain.primary, "call")
+    page.goto("/sandbox")
+    expect(page.locator(f"#outbox-{call.id} .badge")).to_contain_text("completed")
+    expect(page.get_by_role("button", name="Rispondi e premi 1")).to_have_count(0)
+
+    hand_over(sender, external_id="NV-sandbox-2")
     phone = new_page(phone=True)
     sign_in(phone.page, admin.email)
     phone.page.goto("/sandbox")
