@@ -111,7 +111,8 @@ def start_dispatch(
     chain: OnCallChain | None = None,
 ) -> tuple[Dispatch, int]:
     """The dispatch of a new case, in the transaction that opens it, with its policy copied
-    and its first step fired (pages pending; `deliver` sends them after the commit).
+    and its first step fired (pages pending; the edge sends them after its commit through
+    `routing.followup.after_response`).
 
     `rota_province` is None for cases that go to the coordinators (unresolved, out of area).
     Returns the dispatch and how many pages wait to be sent.
@@ -183,17 +184,19 @@ def fire_due_steps(
             continue
         for tier, user in recipients:
             for channel in step.channels:
-                queued += 1
-                _add_page(
-                    session,
-                    dispatch,
-                    user,
-                    step=index,
-                    purpose=PagePurpose.ALERT,
-                    tier=tier,
-                    channel=channel,
-                    now=now,
-                    check=not fresh,
+                queued += (
+                    _add_page(
+                        session,
+                        dispatch,
+                        user,
+                        step=index,
+                        purpose=PagePurpose.ALERT,
+                        tier=tier,
+                        channel=channel,
+                        now=now,
+                        check=not fresh,
+                    )
+                    is not None
                 )
         _dispatch_event(
             session,
