@@ -4,7 +4,7 @@ signed sender, Twilio's side of calls and texts."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from xml.etree import ElementTree
 
@@ -36,25 +36,31 @@ class Chain:
     coordinator: User
 
 
+def on_shift(
+    db: Session, user: User, *, at: datetime, tier: str = "primary", province: str | None = "BS"
+) -> None:
+    """`user` holds `tier` of `province` (None: the coordinators' rota) for 12 h around `at`."""
+    db.add(
+        RotaShift(
+            province=province,
+            tier=tier,
+            user_id=user.id,
+            start_at=at - timedelta(hours=12),
+            end_at=at + timedelta(hours=12),
+            created_at=at,
+        )
+    )
+    db.commit()
+
+
 @pytest.fixture
 def chain(db: Session, make_user: UserFactory, clock: FrozenClock) -> Chain:
     """BS with a primary and a backup on shift for a day around the clock, and a coordinator."""
     primary = make_user(name="Paola Primaria", provinces=("BS",))
     backup = make_user(name="Bruno Backup", provinces=("BS",))
     coordinator = make_user(name="Carla Coordinatrice", roles=("coordinator",), provinces=())
-    now = clock.now()
-    for tier, user in (("primary", primary), ("backup", backup)):
-        db.add(
-            RotaShift(
-                province="BS",
-                tier=tier,
-                user_id=user.id,
-                start_at=now - timedelta(hours=12),
-                end_at=now + timedelta(hours=12),
-                created_at=now,
-            )
-        )
-    db.commit()
+    on_shift(db, primary, at=clock.now())
+    on_shift(db, backup, at=clock.now(), tier="backup")
     return Chain(primary, backup, coordinator)
 
 

@@ -13,6 +13,7 @@ from tests.alerting import (
     Phone,
     dispatch_of,
     events,
+    on_shift,
     pages,
     reply_text,
     spoken,
@@ -277,22 +278,8 @@ def test_a_text_with_nothing_open_says_so(chain: Chain, phone: Phone) -> None:
 def test_an_english_speaking_operator_gets_english(
     sender: Sender, make_user: UserFactory, db: Session, phone: Phone, clock: FrozenClock
 ) -> None:
-    from datetime import timedelta  # noqa: PLC0415
-
-    from oncall.models import RotaShift  # noqa: PLC0415
-
     operator = make_user(locale="en", provinces=("BS",))
-    db.add(
-        RotaShift(
-            province="BS",
-            tier="primary",
-            user_id=operator.id,
-            start_at=clock.now() - timedelta(hours=1),
-            end_at=clock.now() + timedelta(hours=1),
-            created_at=clock.now(),
-        )
-    )
-    db.commit()
+    on_shift(db, operator, at=clock.now())
     sender.post(EMERGENCY)
     [sms] = phone.sms_to(operator)
     assert sms.startswith("ALI BS-2026-0001 EMERGENCY")
@@ -353,23 +340,8 @@ def test_a_former_operator_texting_is_never_a_new_case(
 def test_when_the_coordinator_on_call_cannot_be_paged_every_coordinator_is(
     sender: Sender, chain: Chain, make_user: UserFactory, phone: Phone, db: Session
 ) -> None:
-    from datetime import timedelta  # noqa: PLC0415
-
-    from oncall.models import RotaShift  # noqa: PLC0415
-
     on_duty = make_user(roles=("coordinator",), provinces=(), verified=False)
-    now = phone.clock.now()
-    db.add(
-        RotaShift(
-            province=None,
-            tier="coordinator",
-            user_id=on_duty.id,
-            start_at=now - timedelta(hours=1),
-            end_at=now + timedelta(hours=1),
-            created_at=now,
-        )
-    )
-    db.commit()
+    on_shift(db, on_duty, at=phone.clock.now(), tier="coordinator", province=None)
     sender.post({"external_id": "NV-c", "urgency": "emergency"})  # unresolved: coordinators
     assert phone.sms_to(on_duty) == []
     assert len(phone.sms_to(chain.coordinator)) == 1
