@@ -397,7 +397,6 @@ def send_pending(
     connection) puts the page back to pending with a growing delay: it is sent when Twilio
     recovers, while the escalation's timer keeps moving. Returns how many were sent.
     """
-    _give_up_stuck(session, now)
     claim = (
         update(Page)
         .where(Page.status == PENDING, or_(Page.retry_at.is_(None), Page.retry_at <= now))
@@ -945,7 +944,9 @@ def run_follow_up(
 
 
 def escalate(session: Session, telephony: Telephony, now: datetime) -> dict[str, int]:
-    """The worker's job: every due step fired, every pending page sent."""
+    """The worker's job: pages stuck in flight given up, every due step fired, every pending
+    page sent."""
+    _give_up_stuck(session, now)
     return advance(session, telephony, now)
 
 

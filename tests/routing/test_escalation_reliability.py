@@ -181,3 +181,17 @@ def test_a_broken_dispatch_does_not_hold_up_the_others(
     assert dispatch_of(db, "BS-2026-0002").steps_fired == 2
     assert len(phone.sms_to(chain.backup)) == 1
     assert dispatch_of(db, "BS-2026-0001").steps_fired == 1
+
+
+def test_a_page_left_in_flight_by_a_dead_process_is_given_up_and_the_step_moves_on(
+    sender: Sender, chain: Chain, phone: Phone, db: Session, twilio: TwilioStandIn
+) -> None:
+    _post_and_crash(sender, EMERGENCY)
+    for page in pages(db):  # claimed by a process that died during its request to Twilio
+        page.status = "sending"
+    db.commit()
+    phone.tick(minutes=1)
+    assert twilio.messages == []  # not sent twice: it may have gone out before the crash
+    phone.tick(minutes=1.5)  # past the limit: not reached, the next step at once
+    assert {p.status for p in pages(db)[:2]} == {"failed"}
+    assert len(phone.sms_to(chain.backup)) == 1
