@@ -497,7 +497,14 @@ def _record_sent(
 ) -> FollowUp:
     """A page's provider id, or its failure: a retryable one waits to be sent again, a
     refusal is not reached (the fallback channel or the next step follows at once)."""
-    page = session.get(Page, page_id, populate_existing=True)
+    # The page with its dispatch as they are now (one query): an accept may have come while
+    # the request was on its way.
+    page = session.scalars(
+        select(Page)
+        .where(Page.id == page_id)
+        .options(joinedload(Page.dispatch))
+        .execution_options(populate_existing=True)
+    ).first()
     if page is None:  # pragma: no cover -- pages are never deleted
         return FollowUp()
     page.updated_at = now
@@ -528,7 +535,6 @@ def _record_sent(
     page.sent_at = now
     _page_event(session, page, CaseEventKind.PAGE_SENT, now, actor=SYSTEM)
     follow_up = FollowUp()
-    session.refresh(dispatch)
     if dispatch.state == DispatchState.ACCEPTED and page.purpose != PagePurpose.TAKEN:
         # Taken while this page was on its way: end the call, say who has it.
         if page.channel == PageChannel.VOICE:
