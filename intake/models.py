@@ -9,7 +9,7 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.crypto import EncryptedText
-from core.db import Base, utc_now_default
+from core.db import Base, StrEnumText, utc_now_default
 from routing.models import Case
 
 DEFAULT_RATE_LIMIT = 120  # authenticated requests per source per minute
@@ -139,3 +139,36 @@ class Handoff(Base):
     case: Mapped[Case | None] = relationship()
 
 
+class Partner(Base):
+    """An organisation that calls or texts the project's number (police, social services, ...).
+
+    Its phones are switchboards and office lines, not victims' numbers: they are stored in clear
+    so an inbound call or text can be matched with one indexed lookup.
+    """
+
+    __tablename__ = "partners"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[ReporterType] = mapped_column(StrEnumText(ReporterType, 40))
+    province: Mapped[str | None] = mapped_column(String(2))  # default province, a sigla
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now_default)
+
+    phones: Mapped[list[PartnerPhone]] = relationship(
+        back_populates="partner", order_by="PartnerPhone.phone", cascade="all, delete-orphan"
+    )
+
+
+class PartnerPhone(Base):
+    """One known number of a partner, in E.164; a number belongs to one partner only."""
+
+    __tablename__ = "partner_phones"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(
+        ForeignKey("partners.id", ondelete="CASCADE"), index=True
+    )
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+
+    partner: Mapped[Partner] = relationship(back_populates="phones")
