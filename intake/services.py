@@ -535,6 +535,7 @@ def _case_row(  # noqa: PLR0917 -- a private row builder, called once
         "municipality": fields.municipality,
         "caller_phone": fields.caller_phone,
         "callback_phone": fields.callback_phone,
+        "contact_safe": fields.contact_safe.value,
         "summary": fields.summary,
         "received_at": fields.received_at or now,
         "created_at": now,

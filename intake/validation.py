@@ -18,7 +18,7 @@ from babel import Locale
 
 from core.phones import InvalidPhone, normalise_phone
 from intake.models import AgeBand, Exploitation, Gender, Minor, Need, ReporterType
-from routing.models import Urgency
+from routing.models import ContactSafe, Urgency
 from routing.places import InvalidProvinceError, ProvinceResolution, resolve_province
 
 MAX_BODY_BYTES = 64 * 1024
@@ -76,6 +76,7 @@ class CaseFields:
     person: Person = field(default_factory=Person)
     needs: tuple[Need, ...] = ()
     summary: str | None = None
+    contact_safe: ContactSafe = ContactSafe.UNKNOWN
 
     @property
     def personal_fields(self) -> list[str]:

@@ -64,6 +64,14 @@ class CaseEventKind(StrEnum):
     UNANSWERED = "unanswered"  # every step used up: coordinators alerted
 
 
+class ContactSafe(StrEnum):
+    """Whether the person may be called or texted back: an exploiter may hold the phone."""
+
+    YES = "yes"
+    NO = "no"
+    UNKNOWN = "unknown"
+
+
 class Urgency(StrEnum):
     EMERGENCY = "emergency"  # immediate danger, or needs shelter now
     URGENT = "urgent"
@@ -109,6 +117,9 @@ class Case(Base):
     municipality: Mapped[str | None] = mapped_column(EncryptedText)
     caller_phone: Mapped[str | None] = mapped_column(EncryptedText)
     callback_phone: Mapped[str | None] = mapped_column(EncryptedText)
+    contact_safe: Mapped[ContactSafe] = mapped_column(
+        StrEnumText(ContactSafe, 8), default=ContactSafe.UNKNOWN, server_default="unknown"
+    )
     summary: Mapped[str | None] = mapped_column(EncryptedText)
     received_at: Mapped[datetime]  # when the reporter reached the sender (or Ali, if not given)
     created_at: Mapped[datetime]
