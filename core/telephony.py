@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import math
+import re
 import secrets
+import wave
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -40,6 +45,24 @@ class TelephonyError(Exception):
         return self.status is None or self.status == 429 or self.status >= 500
 
 
+RECORDING_SID = re.compile(r"RE[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class RecordingAudio:
+    """A recording's bytes and their media type, as the provider served them."""
+
+    content: bytes
+    content_type: str
+
+
+def _recording_sid(sid: str) -> str:
+    # The sid goes into a URL path: anything but Twilio's shape is refused before any request.
+    if not RECORDING_SID.fullmatch(sid):
+        raise TelephonyError("not a recording sid", status=404)
+    return sid
+
+
 class Telephony(Protocol):
     def send_sms(self, *, to: str, body: str, status_callback: str | None = None) -> str:
         """Send one SMS; returns the provider's message id."""
@@ -62,6 +85,14 @@ class Telephony(Protocol):
     def update_call(self, sid: str, *, status: str | None = None, url: str | None = None) -> None:
         """End a live call (`status` "completed", or "canceled" while it rings) or send it to
         new TwiML at `url`."""
+        ...
+
+    def fetch_recording(self, sid: str) -> RecordingAudio:
+        """The audio of a call recording, fetched with the account's credentials."""
+        ...
+
+    def delete_recording(self, sid: str) -> None:
+        """Delete a call recording at the provider (TelephonyError with status 404: gone)."""
         ...
 
 
@@ -94,6 +125,9 @@ class TwilioTelephony:
             settings.twilio_account_sid, settings.twilio_auth_tokens[0], http_client=http_client
         )
         self.from_number = settings.twilio_from_number
+        self.account_sid = settings.twilio_account_sid
+        self.auth_token = settings.twilio_auth_tokens[0]
+        self.api_base = settings.twilio_api_base or "https://api.twilio.com"
 
     def send_sms(self, *, to: str, body: str, status_callback: str | None = None) -> str:
         kwargs: dict[str, Any] = {"to": to, "from_": self.from_number, "body": body}
@@ -149,6 +183,30 @@ class TwilioTelephony:
             kwargs["method"] = "POST"
         try:
             self.client.calls(sid).update(**kwargs)
+        except (TwilioException, requests.RequestException) as exc:
+            raise _as_error(exc) from exc
+
+    def fetch_recording(self, sid: str) -> RecordingAudio:
+        # The twilio client decodes bodies as text: audio is fetched with requests, with the
+        # same credentials and base URL.
+        url = (
+            f"{self.api_base}/2010-04-01/Accounts/{self.account_sid}"
+            f"/Recordings/{_recording_sid(sid)}.mp3"
+        )
+        try:
+            response = requests.get(url, auth=(self.account_sid, self.auth_token), timeout=20)
+        except requests.RequestException as exc:
+            raise _as_error(exc) from exc
+        if response.status_code != 200:
+            log.warning("twilio refused a recording: status=%s", response.status_code)
+            raise TelephonyError("Twilio error", status=response.status_code)
+        return RecordingAudio(
+            response.content, response.headers.get("Content-Type", "audio/mpeg").split(";")[0]
+        )
+
+    def delete_recording(self, sid: str) -> None:
+        try:
+            self.client.recordings(_recording_sid(sid)).delete()
         except (TwilioException, requests.RequestException) as exc:
             raise _as_error(exc) from exc
 
@@ -213,13 +271,34 @@ class SandboxTelephony:
             },
         )
 
-
     def update_call(self, sid: str, *, status: str | None = None, url: str | None = None) -> None:
         """Ending a call: the sandbox page shows it over, as Twilio's callback would say."""
         log.info("sandbox: call %s updated (status=%s, redirected=%s)", sid, status, bool(url))
         if status:
             with self.sessions() as session, session.begin():
                 record_status(session, sid=sid, status=status, now=self.clock.now())
+
+    def fetch_recording(self, sid: str) -> RecordingAudio:
+        """A second of a quiet tone: the sandbox keeps no audio, but the player must play."""
+        _recording_sid(sid)
+        return RecordingAudio(sandbox_wav(), "audio/wav")
+
+    def delete_recording(self, sid: str) -> None:
+        log.info("sandbox: recording %s deleted", _recording_sid(sid))
+
+
+def sandbox_wav(seconds: float = 1.0, rate: int = 8000) -> bytes:
+    """A short 440 Hz tone as 8-bit mono WAV."""
+    frames = bytes(
+        128 + round(20 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(int(seconds * rate))
+    )
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(1)
+        out.setframerate(rate)
+        out.writeframes(frames)
+    return buffer.getvalue()
 
 
 def build_telephony(settings: Settings, sessions: sessionmaker[Session], clock: Clock) -> Telephony:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from flask import Response, abort, request
 from twilio.request_validator import RequestValidator
@@ -102,3 +102,101 @@ def gather_one_digit(
     gather.say(prompt, language=language)
     document.redirect(after, method="POST")
     return _xml(document)
+
+
+# --- the partner line: menus, forwarding with a whisper, messages -----------------------------
+
+# What is said and in which voice: ("testo", "it-IT"). A prompt may mix languages (the
+# greeting's "For English, press 9"), each part in its own voice.
+Spoken = tuple[str, str]
+
+
+def _say_all(target: VoiceResponse | Any, spoken: Sequence[Spoken]) -> None:
+    for text, language in spoken:
+        target.say(text, language=language)
+
+
+def gather_keys(
+    prompts: Sequence[Spoken],
+    *,
+    action: str,
+    after: str,
+    num_digits: int | None = 1,
+    finish_on_key: str | None = None,
+    timeout_seconds: int = 6,
+    before: Sequence[Spoken] = (),
+) -> Response:
+    """Say `before`, then `prompts` while waiting for keys posted to `action`; with no key,
+    go to `after`. `num_digits` None: keys until `finish_on_key` or the timeout."""
+    document = VoiceResponse()
+    _say_all(document, before)
+    options: dict[str, Any] = {"action": action, "method": "POST", "timeout": timeout_seconds}
+    if num_digits is not None:
+        options["num_digits"] = num_digits
+    if finish_on_key is not None:
+        options["finish_on_key"] = finish_on_key
+    gather = document.gather(**options)
+    _say_all(gather, prompts)
+    document.redirect(after, method="POST")
+    return _xml(document)
+
+
+def dial_with_whisper(
+    number: str,
+    *,
+    whisper_url: str,
+    action: str,
+    timeout_seconds: int,
+    caller_id: str | None = None,
+    before: Sequence[Spoken] = (),
+) -> Response:
+    """Ring one person; when they pick up, their leg first runs the TwiML at `whisper_url`
+    (the caller waits), and the call is bridged only if that TwiML ends without hanging up.
+    Twilio posts the outcome (DialCallStatus) to `action` when the dialled leg ends."""
+    document = VoiceResponse()
+    _say_all(document, before)
+    options: dict[str, Any] = {"action": action, "method": "POST", "timeout": timeout_seconds}
+    if caller_id:
+        options["caller_id"] = caller_id
+    dial = document.dial(**options)
+    dial.number(number, url=whisper_url, method="POST")
+    return _xml(document)
+
+
+def record_message(
+    prompt: Spoken,
+    *,
+    action: str,
+    recording_status_callback: str,
+    max_seconds: int,
+    after: str,
+) -> Response:
+    """Ask for a message and record it (up to `max_seconds`, # or silence ends it). Twilio
+    posts the recording to `action`, and to `recording_status_callback` once it is stored;
+    with nothing recorded it skips `action` and goes on to `after`."""
+    document = VoiceResponse()
+    _say_all(document, [prompt])
+    document.record(
+        action=action,
+        method="POST",
+        max_length=max_seconds,
+        timeout=5,
+        finish_on_key="#",
+        play_beep=True,
+        recording_status_callback=recording_status_callback,
+        recording_status_callback_method="POST",
+    )
+    document.redirect(after, method="POST")
+    return _xml(document)
+
+
+def hang_up(spoken: Sequence[Spoken] = ()) -> Response:
+    document = VoiceResponse()
+    _say_all(document, spoken)
+    document.hangup()
+    return _xml(document)
+
+
+def bridge() -> Response:
+    """An empty answer: on a whisper, the dialled person is connected to the caller."""
+    return _xml(VoiceResponse())

@@ -10,12 +10,15 @@ def init_app(app: Flask) -> None:
     # Imported here: the feature plugs into an app that core has already built.
     from core.app import csrf  # noqa: PLC0415
     from core.cli import add_demo_seeder  # noqa: PLC0415
-    from intake import api, cli, demo, views, webhooks  # noqa: PLC0415
+    from intake import api, cli, demo, recordings, views, voice, webhooks  # noqa: PLC0415
 
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
     app.register_blueprint(webhooks.bp)
     csrf.exempt(webhooks.bp)
+    app.register_blueprint(voice.bp)
+    csrf.exempt(voice.bp)
+    recordings.init_app(app)
     # The API authenticates every request with its HMAC signature; there is no session cookie
     # to protect, so the form CSRF token does not apply.
     csrf.exempt(api.bp)

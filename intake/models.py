@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.crypto import EncryptedText
@@ -172,3 +172,54 @@ class PartnerPhone(Base):
     phone: Mapped[str] = mapped_column(String(20), unique=True)
 
     partner: Mapped[Partner] = relationship(back_populates="phones")
+
+
+class CallOutcome(StrEnum):
+    """Where a call to the partner line stands, or how it ended."""
+
+    MENU = "menu"  # greeting or province menu: nobody rung yet
+    FORWARDING = "forwarding"  # ringing the on-call chain, one person at a time
+    CONNECTED = "connected"  # an operator pressed 1 on the whisper: talking
+    RECORDING = "recording"  # nobody accepted: the caller is asked to leave a message
+    RECORDED = "recorded"  # a message was left: an urgent case
+    MISSED = "missed"  # hung up after the menu, before anyone took it: an urgent case
+    ENDED_IN_MENU = "ended_in_menu"  # hung up in the menu: logged, no case
+
+
+class PartnerCall(Base):
+    """One call to the project's number, from the greeting to its end.
+
+    Calls that end in the menu stay here without a case; every other call has one. The
+    caller's number is encrypted; the recording stays at Twilio, played only through Ali,
+    until the retention job deletes it there.
+    """
+
+    __tablename__ = "partner_calls"
+    __table_args__ = (Index("ix_partner_calls_recording_deleted_at", "recording_deleted_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(40), unique=True)
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    caller_phone: Mapped[str | None] = mapped_column(EncryptedText)
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id", ondelete="SET NULL"))
+    language: Mapped[str] = mapped_column(String(2), default="it")
+    province: Mapped[str | None] = mapped_column(String(2))
+    province_source: Mapped[str | None] = mapped_column(String(20))
+    menu_attempts: Mapped[int] = mapped_column(default=0)
+    outcome: Mapped[CallOutcome] = mapped_column(StrEnumText(CallOutcome, 16))
+    # The people rung, in order (user ids), and which of them is ringing now.
+    chain: Mapped[list[int]] = mapped_column(JSON, default=list)
+    attempt: Mapped[int] = mapped_column(default=0)
+    # Set only by the operator's keypress 1 on the whisper: a voicemail never sets it.
+    connected_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    connected_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    duration_seconds: Mapped[int | None]
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    recording_sid: Mapped[str | None] = mapped_column(String(40), unique=True)
+    recording_url: Mapped[str | None] = mapped_column(String(300))
+    recording_seconds: Mapped[int | None]
+    recording_deleted_at: Mapped[datetime | None]
+
+    case: Mapped[Case | None] = relationship()

@@ -62,6 +62,7 @@ class CaseEventKind(StrEnum):
     ACCEPTED = "accepted"
     DECLINED = "declined"
     UNANSWERED = "unanswered"  # every step used up: coordinators alerted
+    PARTNER_CALL = "partner_call"  # a call to the partner line: connected, ended, message left
 
 
 class ContactSafe(StrEnum):

@@ -365,6 +365,96 @@ class TwilioWebhooks(Generic[R]):
         params = self._call_params(call_sid or new_sid("CA"), "ringing", from_, to, "inbound")
         return self.signed_post(url, params)
 
+    def inbound_step(self, url: str, call_sid: str, from_: str, to: str, **extra: str) -> R:
+        """A later request of an inbound call (a <Redirect>, a <Gather> action, a <Dial> or
+        <Record> action): the call's parameters plus the verb's own (``extra``)."""
+        params = self._call_params(call_sid, "in-progress", from_, to, "inbound") | extra
+        return self.signed_post(url, params)
+
+    def dial_action(
+        self,
+        url: str,
+        call_sid: str,
+        dial_status: str,
+        *,
+        from_: str,
+        to: str,
+        dial_call_sid: str | None = None,
+        duration: int | None = None,
+        call_status: str = "in-progress",
+    ) -> R:
+        """The ``action`` of a ``<Dial>`` when the dialled leg ends (``DialCallStatus``:
+        completed, busy, no-answer, failed, canceled)."""
+        params = self._call_params(call_sid, call_status, from_, to, "inbound")
+        params["DialCallStatus"] = dial_status
+        params["DialCallSid"] = dial_call_sid or new_sid("CA")
+        if duration is not None:
+            params["DialCallDuration"] = str(duration)
+        return self.signed_post(url, params)
+
+    def dialled_leg(
+        self,
+        url: str,
+        parent_sid: str,
+        child_sid: str,
+        *,
+        from_: str,
+        to: str,
+        digits: str | None = None,
+    ) -> R:
+        """A request of the dialled leg of a ``<Dial><Number url=...>``: the whisper's TwiML
+        fetch when the callee picks up, or (``digits``) a ``<Gather>`` action on that leg."""
+        params = self._call_params(child_sid, "in-progress", from_, to, "outbound-dial")
+        params["ParentCallSid"] = parent_sid
+        if digits is not None:
+            params["Digits"] = digits
+            params["FinishedOnKey"] = ""
+        return self.signed_post(url, params)
+
+    def record_action(
+        self,
+        url: str,
+        call_sid: str,
+        recording_sid: str,
+        recording_url: str,
+        duration: int,
+        *,
+        from_: str,
+        to: str,
+    ) -> R:
+        """The ``action`` of a ``<Record>`` when the caller finished the message."""
+        params = self._call_params(call_sid, "in-progress", from_, to, "inbound")
+        params |= {
+            "RecordingSid": recording_sid,
+            "RecordingUrl": recording_url,
+            "RecordingDuration": str(duration),
+            "Digits": "#",
+        }
+        return self.signed_post(url, params)
+
+    def recording_status(
+        self,
+        url: str,
+        call_sid: str,
+        recording_sid: str,
+        recording_url: str,
+        duration: int,
+        status: str = "completed",
+    ) -> R:
+        """The ``recordingStatusCallback`` of a ``<Record>``."""
+        params = {
+            "AccountSid": self.account_sid,
+            "CallSid": call_sid,
+            "RecordingSid": recording_sid,
+            "RecordingUrl": recording_url,
+            "RecordingStatus": status,
+            "RecordingDuration": str(duration),
+            "RecordingChannels": "1",
+            "RecordingSource": "RecordVerb",
+            "RecordingStartTime": format_datetime(datetime.now(UTC)),
+        }
+        return self.signed_post(url, params)
+
 
 def _answered_by(value: str) -> str:
     if value not in ANSWERED_BY_VALUES:
@@ -534,6 +624,39 @@ class StoredCall:
         }
 
 
+@dataclass
+class StoredRecording:
+    """A call recording the stand-in holds (made by ``add_recording``), with its audio."""
+
+    sid: str
+    account_sid: str
+    call_sid: str
+    duration: int
+    audio: bytes
+    created_at: datetime
+    deleted: bool = False
+
+    @property
+    def media_url(self) -> str:
+        """The ``RecordingUrl`` Twilio gives in callbacks (no extension)."""
+        return f"https://api.twilio.com/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{self.sid}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "call_sid": self.call_sid,
+            "channels": 1,
+            "date_created": _rfc2822(self.created_at),
+            "date_updated": _rfc2822(self.created_at),
+            "duration": str(self.duration),
+            "sid": self.sid,
+            "source": "RecordVerb",
+            "status": "completed",
+            "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{self.sid}.json",
+        }
+
+
 @dataclass(frozen=True)
 class _Failure:
     status: int
@@ -563,6 +686,8 @@ _URL_MAP = Map(
         Rule(_ACCOUNT + "/Calls.json", methods=["POST"], endpoint="create_call"),
         Rule(_ACCOUNT + "/Calls/<sid>.json", methods=["GET"], endpoint="fetch_call"),
         Rule(_ACCOUNT + "/Calls/<sid>.json", methods=["POST"], endpoint="update_call"),
+        Rule(_ACCOUNT + "/Recordings/<name>", methods=["GET"], endpoint="fetch_recording"),
+        Rule(_ACCOUNT + "/Recordings/<name>", methods=["DELETE"], endpoint="delete_recording"),
     ]
 )
 
@@ -632,6 +757,7 @@ class TwilioStandIn:
         self._requests: list[RecordedRequest] = []
         self._messages: dict[str, StoredMessage] = {}
         self._calls: dict[str, StoredCall] = {}
+        self._recordings: dict[str, StoredRecording] = {}
         self._failures: list[_Failure] = []
         self._down = False
         self._server: BaseWSGIServer | None = None
@@ -700,6 +826,28 @@ class TwilioStandIn:
         with self._lock:
             return list(self._calls.values())
 
+    @property
+    def recordings(self) -> list[StoredRecording]:
+        with self._lock:
+            return list(self._recordings.values())
+
+    def add_recording(
+        self, call_sid: str, *, duration: int = 7, audio: bytes = b""
+    ) -> StoredRecording:
+        """A recording of ``call_sid``, as a ``<Record>`` leaves one at Twilio."""
+        now = datetime.now(UTC)
+        recording = StoredRecording(
+            sid=new_sid("RE"),
+            account_sid=self.account_sid,
+            call_sid=call_sid,
+            duration=duration,
+            audio=audio or b"RIFF" + secrets.token_bytes(60),
+            created_at=now,
+        )
+        with self._lock:
+            self._recordings[recording.sid] = recording
+        return recording
+
     def message(self, sid: str) -> StoredMessage:
         with self._lock:
             return self._messages[sid]
@@ -714,6 +862,7 @@ class TwilioStandIn:
             self._requests.clear()
             self._messages.clear()
             self._calls.clear()
+            self._recordings.clear()
             self._failures.clear()
             self._down = False
 
@@ -974,6 +1123,8 @@ class TwilioStandIn:
             return _json(201, self._create_message(form).to_json())
         if endpoint == "create_call":
             return _json(201, self._create_call(form).to_json())
+        if endpoint in {"fetch_recording", "delete_recording"}:
+            return self._recording(endpoint, args["name"], request.path)
         with self._lock:
             found: StoredMessage | StoredCall | None = (
                 self._messages.get(args["sid"])
@@ -985,6 +1136,27 @@ class TwilioStandIn:
         if isinstance(found, StoredCall) and endpoint == "update_call":
             self._update_call(found, form)
         return _json(200, found.to_json())
+
+    def _recording(self, endpoint: str, name: str, path: str) -> Response:
+        """GET a recording's audio (no extension or .wav: WAV; .mp3) or its .json; DELETE
+        its .json (204). A deleted recording is gone: 404, like Twilio."""
+        sid, _dot, extension = name.partition(".")
+        with self._lock:
+            recording = self._recordings.get(sid)
+            if recording is None or recording.deleted:
+                raise self._not_found(path)
+            if endpoint == "delete_recording":
+                if extension != "json":
+                    raise self._not_found(path)
+                recording.deleted = True
+                return Response(status=204)
+        if extension == "json":
+            return _json(200, recording.to_json())
+        if extension in {"", "wav"}:
+            return Response(recording.audio, status=200, mimetype="audio/x-wav")
+        if extension == "mp3":
+            return Response(recording.audio, status=200, mimetype="audio/mpeg")
+        raise self._not_found(path)
 
     @staticmethod
     def _not_found(path: str) -> TwilioApiError:

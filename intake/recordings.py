@@ -1,0 +1,143 @@
+"""Messages left on the partner line: played only through Ali, deleted at Twilio in time.
+
+A recording stays at Twilio (Ali keeps its id, never the audio). Those who may see the case
+hear it through `/cases/<reference>/recording`, streamed with the account's credentials, each
+play an audit entry; after `ALI_RAW_TEXT_RETENTION_DAYS` the retention job deletes it at
+Twilio.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta
+
+from flask import Blueprint, Flask, Response, abort
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.auth import login_required
+from core.clock import now as clock_now
+from core.config import get_settings
+from core.db import get_session
+from core.models import User
+from core.scheduler import Job, register_job
+from core.telephony import Telephony, TelephonyError, get_telephony
+from intake.calls import Recording, recording_of_case
+from intake.models import PartnerCall
+from routing.lifecycle import record_read
+from routing.models import Case
+from routing.services import can_see_case
+
+log = logging.getLogger(__name__)
+bp = Blueprint("recordings", __name__, url_prefix="/cases")
+
+RETENTION_JOB_SECONDS = 3600
+BATCH = 100
+NOT_FOUND = 404
+REFERENCE = re.compile(r"[A-Z]{2}-\d{4}-\d{4,6}")
+
+
+@bp.get("/<reference>/recording")
+@login_required
+def play(reference: str) -> Response:
+    """The message left with a case, for those allowed to see the case (404 for anyone
+    else: a reference must not tell a stranger that a case exists)."""
+    session = get_session()
+    user: User = current_user
+    case = (
+        session.scalar(select(Case).where(Case.reference == reference))
+        if REFERENCE.fullmatch(reference)
+        else None
+    )
+    if case is None or not can_see_case(session, user, case):
+        abort(404)
+    call = session.scalar(
+        select(PartnerCall)
+        .where(
+            PartnerCall.case_id == case.id,
+            PartnerCall.recording_sid.is_not(None),
+            PartnerCall.recording_deleted_at.is_(None),
+        )
+        .order_by(PartnerCall.id.desc())
+        .limit(1)
+    )
+    if call is None or call.recording_sid is None:
+        abort(404)
+    sid = call.recording_sid
+    record_read(session, case, actor=user, fields=["recording"], now=clock_now())
+    # Committed before Twilio is asked: the play is on record even if the fetch fails, and
+    # no transaction waits on Twilio.
+    session.commit()
+    try:
+        audio = get_telephony().fetch_recording(sid)
+    except TelephonyError as exc:
+        log.warning("recording of call %s not fetched: status=%s", call.id, exc.status)
+        abort(404 if exc.status == NOT_FOUND else 502)
+    response = Response(audio.content, mimetype=audio.content_type)
+    response.headers["Content-Disposition"] = "inline"
+    return response
+
+
+@bp.app_template_global("case_recording")
+def case_recording(case: Case) -> Recording | None:
+    """The case's playable message, for the case page's player (None: there is none)."""
+    return recording_of_case(get_session(), case.id)
+
+
+def delete_expired_recordings(session: Session, telephony: Telephony, now: datetime) -> int:
+    """The retention job: recordings older than ALI_RAW_TEXT_RETENTION_DAYS are deleted at
+    Twilio; COMMITS after each, so one failure does not undo the others. A recording
+    Twilio no longer has counts as deleted. Returns how many were deleted."""
+    days = get_settings().raw_text_retention_days
+    due = list(
+        session.scalars(
+            select(PartnerCall)
+            .where(
+                PartnerCall.recording_sid.is_not(None),
+                PartnerCall.recording_deleted_at.is_(None),
+                PartnerCall.started_at < now - timedelta(days=days),
+            )
+            .order_by(PartnerCall.id)
+            .limit(BATCH)
+        )
+    )
+    session.commit()
+    deleted = 0
+    for call in due:
+        try:
+            telephony.delete_recording(call.recording_sid or "")
+        except TelephonyError as exc:
+            if exc.status != NOT_FOUND:
+                log.warning("recording of call %s not deleted: status=%s", call.id, exc.status)
+                continue
+        call.recording_deleted_at = now
+        call.recording_url = None
+        audit.record(
+            session,
+            now=now,
+            action="delete",
+            object_type="recording",
+            object_id=call.id,
+            fields=["recording"],
+            detail={"case_id": call.case_id, "retention_days": days},
+        )
+        session.commit()
+        deleted += 1
+    if deleted:
+        log.info("retention: %d call recordings deleted at Twilio", deleted)
+    return deleted
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    register_job(
+        app,
+        Job(
+            id="intake.recordings_retention",
+            func=delete_expired_recordings,
+            seconds=RETENTION_JOB_SECONDS,
+        ),
+    )
