@@ -281,3 +281,210 @@ def record_exchange(session: Session, message_id: int, exchange: Exchange, now: 
     )
     options["sandbox"] = history
     message.options = options  # a new dict: the JSON column tracks assignment, not mutation
+
+
+# --- calls and texts TO Ali's number ----------------------------------------------------------
+#
+# The sandbox also plays a partner calling or texting the project's number: it posts what
+# Twilio would (the Voice and Messaging webhooks set in the console, README: Connecting
+# Twilio) and then follows Ali's TwiML as Twilio does — keys for a <Gather>, the rung
+# operator's leg for a <Dial> (their whisper and key), a message for a <Record>. Core knows
+# no feature: it reads only TwiML and the webhook paths of the console settings.
+
+INBOUND_CALL_PATH = "/twilio/voice"
+INBOUND_CALL_STATUS_PATH = "/twilio/voice/status"
+INCOMING_CALL = "incall"  # the outbox kind of a simulated call to Ali's number
+# What the simulated caller or the rung operator can do, by the state of the call.
+CALLER_ACTIONS = frozenset({"keys", "no-key", "hang-up", "message"})
+OPERATOR_ACTIONS = ("press-1", "press-2", "voicemail", "no-answer")
+CONNECTED_ACTIONS = frozenset({"end"})
+MAX_REDIRECTS = 10
+SIMULATED_MESSAGE_SECONDS = 5
+
+
+def _gather_state(root: ElementTree.Element, base: str) -> dict[str, Any]:
+    gather = root.find("Gather")
+    redirect = root.find("Redirect")
+    return {
+        "kind": "gather",
+        "action": urljoin(base, (gather.get("action") if gather is not None else None) or base),
+        "after": urljoin(base, redirect.text or "") if redirect is not None else None,
+    }
+
+
+def call_state(twiml: str, base: str) -> dict[str, Any]:
+    """Where a call stands after Ali's `twiml` (fetched from `base`): waiting for keys, ringing
+    someone, recording, following a redirect, or over."""
+    root = _parse(twiml)
+    if root is None:
+        return {"kind": "over"}
+    if root.find("Gather") is not None:
+        return _gather_state(root, base)
+    number = root.find("Dial/Number")
+    if number is not None:
+        dial = root.find("Dial")
+        action = dial.get("action") if dial is not None else None
+        return {
+            "kind": "dial",
+            "action": urljoin(base, action or base),
+            "whisper": urljoin(base, number.get("url") or "") if number.get("url") else None,
+            "to": (number.text or "").strip(),
+        }
+    record = root.find("Record")
+    if record is not None:
+        return {
+            "kind": "record",
+            "action": urljoin(base, record.get("action") or base),
+            "callback": urljoin(base, record.get("recordingStatusCallback") or "")
+            if record.get("recordingStatusCallback")
+            else None,
+        }
+    redirect = root.find("Redirect")
+    if redirect is not None and root.find("Hangup") is None:
+        return {"kind": "redirect", "url": urljoin(base, redirect.text or "")}
+    return {"kind": "over"}
+
+
+class IncomingCall:
+    """A simulated call to Ali's number, step by step; `state` and `heard` are kept on its
+    outbox row between the sandbox page's requests."""
+
+    def __init__(self, phone: SandboxPhone, *, sid: str, caller: str, number: str) -> None:
+        self.phone = phone
+        self.sid = sid
+        self.caller = caller
+        self.number = number
+        self.heard: list[str] = []
+
+    def _params(self, **extra: str) -> dict[str, str]:
+        return {
+            "AccountSid": SANDBOX_ACCOUNT_SID,
+            "ApiVersion": API_VERSION,
+            "CallSid": self.sid,
+            "CallStatus": "in-progress",
+            "Called": self.number,
+            "Caller": self.caller,
+            "Direction": "inbound",
+            "From": self.caller,
+            "To": self.number,
+            **extra,
+        }
+
+    def _follow(self, url: str, params: dict[str, str]) -> dict[str, Any]:
+        """Post to Ali, then follow its redirects as Twilio would; the state it stops in."""
+        for _hop in range(MAX_REDIRECTS):
+            twiml = self.phone._post(url, params)
+            self.heard += [text for text in _texts(twiml, "Say") if text]
+            state = call_state(twiml, url)
+            if state["kind"] != "redirect":
+                return state
+            url = state["url"]
+            params = self._params()
+        raise SandboxError("Ali redirected the call too many times")
+
+    def start(self) -> dict[str, Any]:
+        params = self._params(CallStatus="ringing")
+        return self._follow(self.phone.public_url + INBOUND_CALL_PATH, params)
+
+    def caller_acts(self, state: dict[str, Any], action: str, keys: str = "") -> dict[str, Any]:
+        """The caller presses keys or none, leaves a message, or hangs up."""
+        if action == "hang-up":
+            self.phone._post(
+                self.phone.public_url + INBOUND_CALL_STATUS_PATH,
+                self._params(CallStatus="completed", CallDuration="30"),
+            )
+            return {"kind": "over"}
+        if state["kind"] == "gather" and action == "keys":
+            return self._follow(state["action"], self._params(Digits=keys, FinishedOnKey=""))
+        if state["kind"] == "gather" and action == "no-key":
+            if not state.get("after"):
+                return {"kind": "over"}
+            return self._follow(state["after"], self._params())
+        if state["kind"] == "record" and action == "message":
+            recording = "RE" + secrets.token_hex(16)
+            url = f"https://api.twilio.com/{API_VERSION}/Accounts/{SANDBOX_ACCOUNT_SID}/Recordings/{recording}"
+            seconds = str(SIMULATED_MESSAGE_SECONDS)
+            after = self._follow(
+                state["action"],
+                self._params(
+                    RecordingSid=recording, RecordingUrl=url, RecordingDuration=seconds, Digits="#"
+                ),
+            )
+            if state.get("callback"):
+                self.phone._post(
+                    state["callback"],
+                    {
+                        "AccountSid": SANDBOX_ACCOUNT_SID,
+                        "CallSid": self.sid,
+                        "RecordingSid": recording,
+                        "RecordingUrl": url,
+                        "RecordingStatus": "completed",
+                        "RecordingDuration": seconds,
+                    },
+                )
+            return after
+        raise SandboxError(f"the caller cannot {action} now")
+
+    def operator_acts(self, state: dict[str, Any], action: str) -> dict[str, Any]:
+        """The rung operator's phone: picks up and presses 1 or 2 on the whisper, lets
+        voicemail take it (hears the whisper, presses nothing), or does not answer."""
+        if state["kind"] != "dial" or action not in OPERATOR_ACTIONS:
+            raise SandboxError(f"the operator cannot {action} now")
+        if action == "no-answer":
+            return self._dial_over(state, "no-answer")
+        whisper = state.get("whisper")
+        if not whisper:
+            return self._dial_over(state, "completed")
+        leg = "CA" + secrets.token_hex(16)
+        leg_params = self._params(
+            CallSid=leg, ParentCallSid=self.sid, Direction="outbound-dial", To=state["to"]
+        )
+        twiml = self.phone._post(whisper, leg_params)
+        self.heard += [f"({state['to']}) {text}" for text in _texts(twiml, "Say") if text]
+        leg_state = call_state(twiml, whisper)
+        if action == "voicemail" or leg_state["kind"] != "gather":
+            if leg_state.get("after"):
+                self.phone._post(leg_state["after"], leg_params)
+            return self._dial_over(state, "completed")
+        answer = self.phone._post(
+            leg_state["action"], leg_params | {"Digits": action.removeprefix("press-")}
+        )
+        self.heard += [f"({state['to']}) {text}" for text in _texts(answer, "Say") if text]
+        root = _parse(answer)
+        if root is not None and len(root) == 0:
+            # An empty answer on the whisper: the operator is connected to the caller.
+            return {"kind": "connected", "action": state["action"], "to": state["to"]}
+        return self._dial_over(state, "completed")
+
+    def end_connected(self, state: dict[str, Any]) -> dict[str, Any]:
+        if state["kind"] != "connected":
+            raise SandboxError("the call is not connected")
+        return self._dial_over(state, "completed", duration="60")
+
+    def _dial_over(self, state: dict[str, Any], status: str, duration: str = "0") -> dict[str, Any]:
+        params = self._params(
+            DialCallStatus=status,
+            DialCallSid="CA" + secrets.token_hex(16),
+            DialCallDuration=duration,
+        )
+        return self._follow(state["action"], params)
+
+
+def incoming_sms(phone: SandboxPhone, *, sender: str, number: str, body: str) -> Exchange:
+    """Someone texts Ali's number: the Messaging webhook, signed; Ali's reply, if any."""
+    sid = "SM" + secrets.token_hex(16)
+    params = {
+        "AccountSid": SANDBOX_ACCOUNT_SID,
+        "ApiVersion": API_VERSION,
+        "Body": body,
+        "From": sender,
+        "MessageSid": sid,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsMessageSid": sid,
+        "SmsSid": sid,
+        "SmsStatus": "received",
+        "To": number,
+    }
+    answer = phone._post(phone.public_url + INBOUND_SMS_PATH, params)
+    return Exchange("incoming-sms", body, " ".join(_texts(answer, "Message")))

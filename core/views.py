@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -39,14 +41,20 @@ from core.db import get_session
 from core.forms import LanguageForm, LoginForm
 from core.i18n import LANGUAGES, set_user_locale
 from core.models import DeliveryStatus, OutboxMessage, Role, WorkerHeartbeat
+from core.phones import InvalidPhone, normalise_phone
 from core.sandbox import (
     CALL_ACTIONS,
     CALL_OVER,
+    CALLER_ACTIONS,
+    INCOMING_CALL,
     MAX_REPLY,
+    OPERATOR_ACTIONS,
     Exchange,
+    IncomingCall,
     Outgoing,
     SandboxError,
     SandboxPhone,
+    incoming_sms,
     local_link,
     record_exchange,
 )
@@ -173,6 +181,8 @@ def sandbox() -> str:
         links=links,
         call_over=CALL_OVER,
         max_reply=MAX_REPLY,
+        incoming_call=INCOMING_CALL,
+        operator_actions=OPERATOR_ACTIONS,
     )
 
 
@@ -240,3 +250,123 @@ def _simulate(outgoing: Outgoing, act: Callable[[SandboxPhone], Exchange]) -> We
 
 def _back_to_sandbox(message_id: int) -> WerkzeugResponse:
     return redirect(url_for("core.sandbox", _anchor=f"outbox-{message_id}"))
+
+
+# --- calls and texts to Ali's number, simulated ------------------------------------------------
+
+SANDBOX_NUMBER = "+390000000000"
+MAX_KEYS = 8
+
+
+def _sandbox_phone() -> SandboxPhone:
+    if get_settings().telephony_backend != "sandbox":
+        abort(404)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        return SandboxPhone(app, get_settings())
+    except SandboxError:
+        abort(404)
+
+
+def _caller_number(field: str) -> str | None:
+    try:
+        return normalise_phone(request.form.get(field, ""))
+    except InvalidPhone:
+        flash(_("Enter the caller's phone number, e.g. +39 030 1234567."), "error")
+        return None
+
+
+@bp.post("/sandbox/incoming-call")
+@roles_required(Role.ADMIN)
+def sandbox_incoming_call() -> WerkzeugResponse:
+    """Somebody calls Ali's number: the Voice webhook, then Ali's first answer."""
+    phone = _sandbox_phone()
+    caller = _caller_number("caller")
+    if caller is None:
+        return redirect(url_for("core.sandbox"))
+    number = get_settings().twilio_from_number or SANDBOX_NUMBER
+    call = IncomingCall(phone, sid="CA" + secrets.token_hex(16), caller=caller, number=number)
+    get_session().commit()  # Ali answers in transactions of its own
+    try:
+        state = call.start()
+    except SandboxError as exc:
+        flash(_("The sandbox could not do it: %(reason)s", reason=str(exc)), "error")
+        return redirect(url_for("core.sandbox"))
+    db = get_session()
+    message = OutboxMessage(
+        sid=call.sid,
+        kind=INCOMING_CALL,
+        to=number,
+        from_=caller,
+        created_at=clock_now(),
+        options={"state": state, "heard": call.heard},
+    )
+    db.add(message)
+    db.commit()
+    log.info("sandbox: incoming call simulated (outbox message %s)", message.id)
+    return _back_to_sandbox(message.id)
+
+
+@bp.post("/sandbox/incoming-call/<int:message_id>")
+@roles_required(Role.ADMIN)
+def sandbox_incoming_call_step(message_id: int) -> WerkzeugResponse:
+    """The next step of a simulated call: the caller's keys, message or hang-up; the rung
+    operator's answer; the end of a connected call."""
+    phone = _sandbox_phone()
+    db = get_session()
+    message = db.get(OutboxMessage, message_id)
+    if message is None or message.kind != INCOMING_CALL:
+        abort(404)
+    options = dict(message.options or {})
+    state: dict[str, Any] = dict(options.get("state") or {"kind": "over"})
+    call = IncomingCall(phone, sid=message.sid, caller=message.from_, number=message.to)
+    call.heard = list(options.get("heard") or [])
+    db.commit()
+    action = request.form.get("action", "")
+    keys = request.form.get("keys", "").strip()
+    if action == "keys" and not (0 < len(keys) <= MAX_KEYS and set(keys) <= set("0123456789*#")):
+        flash(_("Type the keys to press: digits, * or #."), "error")
+        return _back_to_sandbox(message_id)
+    try:
+        if action in CALLER_ACTIONS:
+            state = call.caller_acts(state, action, keys.rstrip("#"))
+        elif action in OPERATOR_ACTIONS:
+            state = call.operator_acts(state, action)
+        elif action == "end":
+            state = call.end_connected(state)
+        else:
+            abort(400)
+    except SandboxError as exc:
+        flash(_("The sandbox could not do it: %(reason)s", reason=str(exc)), "error")
+        return _back_to_sandbox(message_id)
+    message = db.get(OutboxMessage, message_id)
+    if message is not None:
+        message.options = {"state": state, "heard": call.heard[-40:]}
+        db.commit()
+    return _back_to_sandbox(message_id)
+
+
+@bp.post("/sandbox/incoming-sms")
+@roles_required(Role.ADMIN)
+def sandbox_incoming_sms() -> WerkzeugResponse:
+    """Somebody texts Ali's number: the Messaging webhook; Ali's reply is shown."""
+    phone = _sandbox_phone()
+    sender = _caller_number("sender")
+    body = request.form.get("body", "").strip()
+    if sender is None:
+        return redirect(url_for("core.sandbox"))
+    if not body or len(body) > MAX_REPLY:
+        flash(_("Write a text of at most %(count)d characters.", count=MAX_REPLY), "error")
+        return redirect(url_for("core.sandbox"))
+    number = get_settings().twilio_from_number or SANDBOX_NUMBER
+    get_session().commit()
+    try:
+        exchange = incoming_sms(phone, sender=sender, number=number, body=body)
+    except SandboxError as exc:
+        flash(_("The sandbox could not do it: %(reason)s", reason=str(exc)), "error")
+        return redirect(url_for("core.sandbox"))
+    if exchange.answer:
+        flash(_("Ali replied: %(text)s", text=exchange.answer), "success")
+    else:
+        flash(_("Ali sent no answer."), "success")
+    return redirect(url_for("core.sandbox"))
