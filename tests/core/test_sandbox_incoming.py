@@ -133,6 +133,9 @@ def test_a_simulated_stranger_walks_the_menu_nobody_answers_and_a_message_is_lef
     # The sandbox's recording plays through Ali for those who may see the case.
     operator = client.application.test_client()
     login(operator, chain.primary.email)
+    case_page = operator.get(f"/cases/{case.reference}").get_data(as_text=True)
+    assert "Messaggio lasciato sulla linea dei partner" in case_page
+    assert f'<audio controls preload="none" src="/cases/{case.reference}/recording"' in case_page
     played = operator.get(f"/cases/{case.reference}/recording")
     assert played.status_code == 200
     assert played.mimetype == "audio/wav"
@@ -199,3 +202,31 @@ def test_the_incoming_call_simulation_in_a_browser_on_a_desktop_and_a_phone(
     assert axe_violations(phone.page) == []
     phone.screenshot("sandbox-incoming-phone")
     assert phone.console_errors == []
+
+
+def test_the_case_page_plays_the_message_in_a_browser_on_a_desktop_and_a_phone(
+    new_page: PageFactory, client: FlaskClient, admin: User, chain: Chain, db: Session
+) -> None:
+    login(client, admin.email)
+    post(client, "/sandbox/incoming-call", {"caller": "+393471234567"})
+    path = f"/sandbox/incoming-call/{incoming(db).id}"
+    post(client, path, {"action": "keys", "keys": "2"})
+    for _person in range(3):
+        post(client, path, {"action": "no-answer"})
+    post(client, path, {"action": "message"})
+    [case] = cases(db)
+    for phone in (False, True):
+        opened = new_page(phone=phone)
+        sign_in(opened.page, chain.primary.email)
+        opened.page.goto(f"/cases/{case.reference}")
+        section = opened.page.locator(".case-recording")
+        expect(section.get_by_role("heading")).to_have_text(
+            "Messaggio lasciato sulla linea dei partner"
+        )
+        expect(section.locator("audio")).to_have_attribute(
+            "src", f"/cases/{case.reference}/recording"
+        )
+        assert horizontal_overflow(opened.page) <= 0
+        assert axe_violations(opened.page) == []
+        opened.screenshot("case-recording-phone" if phone else "case-recording-desktop")
+        assert opened.console_errors == []
