@@ -326,7 +326,9 @@ def nobody_took_call(session: Session, call: PartnerCall, now: datetime) -> Foll
     return FollowUp(to_send={opened.dispatch_id})
 
 
-def call_over(session: Session, call: PartnerCall, now: datetime) -> FollowUp:
+def call_over(
+    session: Session, call: PartnerCall, now: datetime, duration: int | None = None
+) -> FollowUp:
     """Twilio says the call has ended. In the menu: logged, no case (nobody chose anything
     and nothing was said). After the menu, before anyone took it: a missed call from a
     known number is an urgent case — fail toward a human."""
@@ -338,6 +340,12 @@ def call_over(session: Session, call: PartnerCall, now: datetime) -> FollowUp:
         return FollowUp()
     if call.outcome in {CallOutcome.FORWARDING, CallOutcome.RECORDING}:
         return nobody_took_call(session, call, now)
+    if call.outcome == CallOutcome.CONNECTED:
+        # The caller hung up first: the <Dial> action may never come. The call's own
+        # duration counts the greeting too; the talk began at the keypress.
+        if call.connected_at is not None:
+            duration = max(0, round((now - call.connected_at).total_seconds()))
+        connected_call_ended(session, call, duration, now)
     return FollowUp()
 
 

@@ -433,7 +433,7 @@ def call_status() -> tuple[str, int]:
     call = session.scalar(select(PartnerCall).where(PartnerCall.call_sid == sid).with_for_update())
     if call is None:
         return "", 204
-    follow_up = calls.call_over(session, call, clock_now())
+    follow_up = calls.call_over(session, call, clock_now(), _form_int("CallDuration"))
     session.commit()
     after_response(follow_up)
     return "", 204

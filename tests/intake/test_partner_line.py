@@ -599,3 +599,29 @@ def test_a_recording_already_gone_at_twilio_counts_as_deleted(
     clock.advance(timedelta(days=31))
     assert run_job(app, app.extensions["ali.jobs"]["intake.recordings_retention"]) == 1
     assert the_call(db, line).recording_deleted_at is not None
+
+
+def test_a_connected_caller_who_hangs_up_first_ends_the_call_on_the_case(
+    line: Line, phone: Phone, chain: Chain, db: Session, clock: FrozenClock
+) -> None:
+    forwarding = line.keys(line.call(), "2")
+    line.whisper(forwarding).press("1")
+    clock.advance(timedelta(seconds=40))
+
+    phone.hooks.call_status(
+        f"{VOICE}/status",
+        line.sid,
+        "completed",
+        duration=75,
+        from_=line.caller,
+        to=FROM_NUMBER,
+        direction="inbound",
+    )
+
+    call = the_call(db, line)
+    assert (call.outcome, call.duration_seconds) == ("connected", 40)
+    [case] = cases(db)
+    assert [e["outcome"] for e in call_events(db, case)] == ["connected", "ended"]
+    # The <Dial> action coming after it records nothing twice.
+    line.dial_ended(forwarding, "completed", duration=40)
+    assert len(call_events(db, case)) == 2
