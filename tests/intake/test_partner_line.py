@@ -4,7 +4,7 @@ by element, the real twilio client sending the alerts to the stand-in."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -22,7 +22,7 @@ from core.models import AuditEntry, User
 from core.scheduler import run_job
 from intake.models import CallOutcome, Partner, PartnerCall, PartnerPhone, ReporterType
 from routing.models import Case, CaseEvent, Page
-from tests.alerting import Chain, Phone
+from tests.alerting import Chain, Phone, on_shift
 from tests.conftest import FROM_NUMBER, PUBLIC_URL, UserFactory, ali_environ, login
 from tests.twilio_standin import TwilioStandIn, TwilioWebhooks, new_sid
 
@@ -625,3 +625,24 @@ def test_a_connected_caller_who_hangs_up_first_ends_the_call_on_the_case(
     # The <Dial> action coming after it records nothing twice.
     line.dial_ended(forwarding, "completed", duration=40)
     assert len(call_events(db, case)) == 2
+
+
+def test_the_retention_period_is_counted_in_real_time_across_the_october_clock_change(
+    line: Line,
+    chain: Chain,
+    twilio: TwilioStandIn,
+    db: Session,
+    clock: FrozenClock,
+    app: Flask,
+    make_user: UserFactory,
+) -> None:
+    # 2026-10-10 12:00 in Rome; the clocks go back on 2026-10-25, so 30 days later the wall
+    # clock says 11:00: the recording goes 30 × 24 hours after the call, not an hour late.
+    clock.set(datetime(2026, 10, 10, 10, 0, tzinfo=UTC))
+    on_shift(db, chain.primary, at=clock.now())
+    leave_a_message(line, twilio)
+    job = app.extensions["ali.jobs"]["intake.recordings_retention"]
+    clock.set(datetime(2026, 11, 9, 9, 59, tzinfo=UTC))
+    assert run_job(app, job) == 0
+    clock.set(datetime(2026, 11, 9, 10, 1, tzinfo=UTC))
+    assert run_job(app, job) == 1
