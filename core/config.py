@@ -72,6 +72,8 @@ class Settings:
     trusted_proxies: int = 0
     # Alert calls ring for less than a mobile takes to divert to voicemail.
     ring_timeout_seconds: int = 18
+    # Raw texts of inbound SMS (and partner recordings) are kept this long, then emptied.
+    raw_text_retention_days: int = 30
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -91,6 +93,13 @@ def _ring_timeout(value: str | None) -> int:
     if not 5 <= seconds <= 60:
         raise SettingsError("ALI_RING_TIMEOUT_SECONDS must be between 5 and 60 seconds")
     return seconds
+
+
+def _retention_days(value: str | None) -> int:
+    days = _int("RAW_TEXT_RETENTION_DAYS", value, 30)
+    if days < 1:
+        raise SettingsError("ALI_RAW_TEXT_RETENTION_DAYS must be at least 1 day")
+    return days
 
 
 def _dev_secret(instance_path: Path, name: str, make: str) -> str:
@@ -194,6 +203,7 @@ def load_settings(
         ),
         trusted_proxies=trusted_proxies,
         ring_timeout_seconds=_ring_timeout(env.get("ALI_RING_TIMEOUT_SECONDS")),
+        raw_text_retention_days=_retention_days(env.get("ALI_RAW_TEXT_RETENTION_DAYS")),
         secure_cookies=_bool(
             "SECURE_COOKIES", env.get("ALI_SECURE_COOKIES"), public_url.startswith("https://")
         ),

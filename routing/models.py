@@ -62,6 +62,8 @@ class CaseEventKind(StrEnum):
     ACCEPTED = "accepted"
     DECLINED = "declined"
     UNANSWERED = "unanswered"  # every step used up: coordinators alerted
+    CALLBACK_STARTED = "callback_started"  # an operator asked Ali to call the person back
+    CALLBACK = "callback"  # a call back ended: its status and talk time
 
 
 class ContactSafe(StrEnum):
