@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from core.clock import FrozenClock
+from core.config import get_settings, load_settings
 from core.scheduler import run_job
 from intake.models import InboundText, Partner
 from intake.partners import create_partner, read_fields
@@ -21,7 +24,7 @@ from intake.sms import STRANGER_CASES_PER_DAY, looks_english, place_in_text
 from routing.models import Case, CaseEvent
 from routing.places import ProvinceSource
 from tests.alerting import Chain, Phone, reply_text, the_case
-from tests.conftest import FROM_NUMBER, PUBLIC_URL
+from tests.conftest import FROM_NUMBER, PUBLIC_URL, ali_environ
 from tests.intake.signed import Sender
 
 SMS_URL = f"{PUBLIC_URL}/twilio/sms"
@@ -326,3 +329,17 @@ def test_the_place_a_text_names(body: str, sigla: str | None) -> None:
 )
 def test_english_is_recognised_and_italian_is_the_default(body: str, english: bool) -> None:
     assert looks_english(body) is english
+
+
+def test_the_retention_period_is_a_setting(app: Flask, tmp_path: Path, database_url: str) -> None:
+    assert get_settings(app).raw_text_retention_days == 30
+    environ = ali_environ(database_url, tmp_path, ALI_RAW_TEXT_RETENTION_DAYS="7")
+    assert load_settings(environ).raw_text_retention_days == 7
+
+
+def test_the_demo_adds_partners_once(runner: FlaskCliRunner, db: Session) -> None:
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    names = set(db.scalars(select(Partner.name)))
+    assert "Questura di Brescia - Squadra Mobile (demo)" in names
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    assert db.scalar(select(func.count()).select_from(Partner)) == len(names)
