@@ -65,6 +65,7 @@ def receive_text(
     session: Session,
     *,
     sender: str | None,
+    raw_from: str = "",
     body: str,
     text: str,
     served: Collection[str],
@@ -73,14 +74,16 @@ def receive_text(
 ) -> TextReceived:
     """Open a case for a text, or add it to the case its sender opened in the last half hour.
 
+    `sender` is the E.164 number, None when Twilio's `From` (`raw_from`) is no phone number
+    (an alphanumeric sender ID): such texts still thread by `raw_from` but get no reply.
     `body` is the text as received (kept encrypted until the retention job empties it),
     `text` the same without control characters (the case's summary). The province comes from
     the partner's registry, else from a province or comune the text names (only when it names
     exactly one), else the sender's landline area code; otherwise the coordinators triage it.
     """
-    thread = ANONYMOUS if sender is None else sender_digest(sender, pepper)
+    thread = _thread(sender, raw_from, pepper)
     partner = partner_for_phone(session, sender)
-    joined = _case_to_join(session, thread, partner, now) if sender is not None else None
+    joined = _case_to_join(session, thread, partner, now) if thread != ANONYMOUS else None
     if joined is not None:
         _add_to_case(session, joined, text, now)
         _store(session, joined.id, thread, partner, body, replied=False, now=now)
@@ -113,6 +116,14 @@ def receive_text(
     return TextReceived(
         reference=opened.reference, opened=opened, reply=reply.format(ref=opened.reference)
     )
+
+
+def _thread(sender: str | None, raw_from: str, pepper: str) -> str:
+    """Whom a text's thread belongs to: the number, else whatever `From` said, else nobody."""
+    if sender is not None:
+        return sender_digest(sender, pepper)
+    cleaned = raw_from.strip()[:64]
+    return sender_digest("from:" + cleaned, pepper) if cleaned else ANONYMOUS
 
 
 def sender_digest(sender: str, pepper: str) -> str:

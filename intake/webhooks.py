@@ -49,7 +49,7 @@ def inbound_sms() -> Response:
         else None
     )
     if operator is None:
-        return _new_case_by_sms(sender, body, now)
+        return _new_case_by_sms(sender, request.form.get("From", ""), body, now)
     text, follow_up = answer_sms(session, operator, body, now)
     session.commit()
     after_response(follow_up)
@@ -57,13 +57,14 @@ def inbound_sms() -> Response:
     return message_reply(text)
 
 
-def _new_case_by_sms(sender: str | None, body: str, now: datetime) -> Response:
+def _new_case_by_sms(sender: str | None, raw_from: str, body: str, now: datetime) -> Response:
     """A text from anyone else: a partner's report or a stranger's message (intake.sms)."""
     session = get_session()
     settings = get_settings()
     received = receive_text(
         session,
         sender=sender,
+        raw_from=raw_from,
         body=body,
         text=printable(body),
         served=settings.provinces,

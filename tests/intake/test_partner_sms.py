@@ -184,6 +184,19 @@ def test_a_flood_from_one_number_opens_one_case_and_gets_one_reply(
     assert db.scalar(select(func.count()).select_from(InboundText)) == 40
 
 
+def test_a_flood_from_a_sender_id_that_is_no_number_opens_one_case_and_gets_no_reply(
+    chain: Chain, phone: Phone, db: Session, clock: FrozenClock
+) -> None:
+    replies = []
+    for n in range(10):
+        replies.append(reply_text(text_from(phone, "PROMO", f"offerta {n}")))
+        clock.advance(timedelta(minutes=1))
+    assert set(replies) == {""}  # nothing can be texted back to a sender ID
+    [case] = cases(db)
+    assert case.caller_phone is None
+    assert len(phone.sms_to(chain.coordinator)) == 1
+
+
 def test_texts_within_30_minutes_join_later_ones_open_a_new_case(
     chain: Chain, phone: Phone, db: Session, clock: FrozenClock
 ) -> None:
