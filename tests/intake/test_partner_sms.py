@@ -5,7 +5,7 @@ stand-in), and the raw text emptied after the retention period. The clock is mov
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -214,6 +214,21 @@ def test_texts_within_30_minutes_join_later_ones_open_a_new_case(
     )
     assert the_case(db, "XX-2026-0002").summary == "quarto"
     assert len(phone.sms_to(chain.coordinator)) == 2
+
+
+def test_the_half_hour_is_real_time_across_the_autumn_change(
+    chain: Chain, phone: Phone, db: Session, clock: FrozenClock
+) -> None:
+    # 02:55 CEST, then 02:05 CET: the wall clock goes back, ten real minutes have passed.
+    clock.set(datetime(2026, 10, 25, 0, 55, tzinfo=UTC))
+    assert reply_text(text_from(phone, STRANGER, "prima")).startswith("Messaggio ricevuto")
+    clock.advance(timedelta(minutes=10))
+    assert reply_text(text_from(phone, STRANGER, "dopo")) == ""
+    # 02:40 CET, 35 real minutes after the last text: a new case.
+    clock.advance(timedelta(minutes=35))
+    assert reply_text(text_from(phone, STRANGER, "ancora")) == (
+        "Messaggio ricevuto, rif. XX-2026-0002"
+    )
 
 
 def test_a_closed_case_is_not_joined(
