@@ -10,7 +10,16 @@ def init_app(app: Flask) -> None:
     # Imported here: the feature plugs into an app that core has already built.
     from core.app import csrf  # noqa: PLC0415
     from core.cli import add_demo_seeder  # noqa: PLC0415
-    from intake import api, callback_routes, cli, demo, jobs, partner_views, views, webhooks  # noqa: PLC0415
+    from intake import (  # noqa: PLC0415
+        api,
+        callback_routes,
+        cli,
+        demo,
+        jobs,
+        partner_views,
+        views,
+        webhooks,
+    )
 
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
