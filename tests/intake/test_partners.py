@@ -243,3 +243,24 @@ def test_import_refuses_a_number_of_another_partner_in_the_registry(
     assert result.exit_code == 1
     assert "line 2: the number ending 010 belongs to another partner" in result.output
     assert len(partners(db)) == 3
+
+
+def test_editing_refuses_bad_input_and_keeps_the_partner(
+    coordinator: FlaskClient, db: Session
+) -> None:
+    post_form(coordinator, "/partners", QUESTURA)
+    post_form(coordinator, "/partners", QUESTURA | {"name": "Carabinieri", "phones": ""})
+    first = partners(db)[0]
+    response = post_form(
+        coordinator,
+        f"/partners/{first.id}",
+        QUESTURA | {"name": "carabinieri"},
+        page=f"/partners/{first.id}",
+    )
+    assert response.status_code == 200
+    assert "Esiste già un partner con questo nome." in response.get_data(as_text=True)
+    assert partners(db)[0].name == "Questura di Brescia"
+    name_with_nul = QUESTURA | {"name": "Questura\x00"}
+    response = post_form(coordinator, f"/partners/{first.id}", name_with_nul)
+    assert "caratteri non ammessi" in response.get_data(as_text=True)
+    assert coordinator.get("/partners/999").status_code == 404
