@@ -72,7 +72,8 @@ def receive_text(
     pepper: str,
     now: datetime,
 ) -> TextReceived:
-    """Open a case for a text, or add it to the case its sender opened in the last half hour.
+    """Open a case for a text, or add it to the open case its sender texted about in the last
+    half hour (a stranger past its daily share of cases: to its latest open one).
 
     `sender` is the E.164 number, None when Twilio's `From` (`raw_from`) is no phone number
     (an alphanumeric sender ID): such texts still thread by `raw_from` but get no reply.
@@ -105,7 +106,7 @@ def receive_text(
     )
     _store(session, opened.case_id, thread, partner, body, replied=may_reply, now=now)
     if not may_reply:
-        log.info("case %s opened by SMS; no reply (sender's daily replies used)", opened.reference)
+        log.info("case %s opened by SMS; no reply (no number, or replies used)", opened.reference)
         return TextReceived(reference=opened.reference, opened=opened, reply=None)
     english = looks_english(text)
     if partner is None:
