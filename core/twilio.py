@@ -141,25 +141,29 @@ def gather_keys(
     return _xml(document)
 
 
-def dial_with_whisper(
+def dial_one(
     number: str,
     *,
-    whisper_url: str,
     action: str,
     timeout_seconds: int,
     caller_id: str | None = None,
+    whisper_url: str | None = None,
     before: Sequence[Spoken] = (),
 ) -> Response:
-    """Ring one person; when they pick up, their leg first runs the TwiML at `whisper_url`
-    (the caller waits), and the call is bridged only if that TwiML ends without hanging up.
-    Twilio posts the outcome (DialCallStatus) to `action` when the dialled leg ends."""
+    """Ring one person; Twilio posts the outcome (DialCallStatus, DialCallDuration) to
+    `action` when the dialled leg ends. With `whisper_url`, their leg first runs that TwiML
+    when they pick up (the caller waits), and the call is bridged only if it ends without
+    hanging up."""
     document = VoiceResponse()
     _say_all(document, before)
     options: dict[str, Any] = {"action": action, "method": "POST", "timeout": timeout_seconds}
     if caller_id:
         options["caller_id"] = caller_id
     dial = document.dial(**options)
-    dial.number(number, url=whisper_url, method="POST")
+    if whisper_url is None:
+        dial.number(number)
+    else:
+        dial.number(number, url=whisper_url, method="POST")
     return _xml(document)
 
 

@@ -10,7 +10,18 @@ def init_app(app: Flask) -> None:
     # Imported here: the feature plugs into an app that core has already built.
     from core.app import csrf  # noqa: PLC0415
     from core.cli import add_demo_seeder  # noqa: PLC0415
-    from intake import api, cli, demo, recordings, views, voice, webhooks  # noqa: PLC0415
+    from intake import (  # noqa: PLC0415
+        api,
+        callback_routes,
+        cli,
+        demo,
+        jobs,
+        partner_views,
+        recordings,
+        views,
+        voice,
+        webhooks,
+    )
 
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
@@ -22,5 +33,9 @@ def init_app(app: Flask) -> None:
     # The API authenticates every request with its HMAC signature; there is no session cookie
     # to protect, so the form CSRF token does not apply.
     csrf.exempt(api.bp)
+    partner_views.init_app(app)
+    callback_routes.init_app(app)
+    jobs.init_app(app)
     cli.init_app(app)
     add_demo_seeder(app, demo.seed_intake)
+    add_demo_seeder(app, demo.seed_partners)

@@ -1,8 +1,10 @@
-"""`ali sources`: the systems allowed to call the hand-off API, and their secrets."""
+"""`ali sources`: the systems allowed to call the hand-off API, and their secrets;
+`ali partners`: the organisations that call or text the project's number."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -11,6 +13,7 @@ from flask.cli import with_appcontext
 from core.clock import now as clock_now
 from core.db import get_session
 from intake.models import DEFAULT_RATE_LIMIT, Source
+from intake.partners import import_partners
 from intake.services import (
     IssuedSecret,
     SourceError,
@@ -19,6 +22,7 @@ from intake.services import (
     retire_source_secret,
     rotate_source_secret,
 )
+from oncall.cli import import_csv
 
 
 @click.group("sources", help="Systems that may call the hand-off API (e.g. numero-verde).")
@@ -125,5 +129,22 @@ def _source_row(source: Source) -> dict[str, object]:
     }
 
 
+@click.group("partners", help="Partners: organisations that call or text the project's number.")
+def partners_group() -> None:
+    pass
+
+
+@partners_group.command("import", help="Create or update partners from a CSV file.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def partners_import(file: Path) -> None:
+    """Columns name,kind,province,phones (phones split by ';'); partners are matched by name.
+
+    Nothing is imported when any line is bad; the problems are listed by line number.
+    """
+    import_csv(file, import_partners, "partners")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(sources_group)
+    app.cli.add_command(partners_group)

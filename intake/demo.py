@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from core.config import get_settings
 from core.db import session_scope
-from intake.models import Source
+from intake.models import Partner, Source
+from intake.partners import create_partner, read_fields
 from intake.services import create_source
 
 DEMO_SOURCE = "numero-verde"
@@ -95,3 +96,35 @@ def seed_intake(app: Flask) -> None:
     click.echo(snippet)
     click.echo("")
     click.echo(next_step)
+
+
+# Invented organisations with invented numbers (555 exchanges): a partner's text or call from
+# one of them shows the registry at work in /sandbox.
+DEMO_PARTNERS = (
+    ("Questura di Brescia - Squadra Mobile (demo)", "law_enforcement", "BS", "+390305550101"),
+    ("Servizi sociali di Bergamo (demo)", "social_services", "BG", "+390355550102"),
+    ("CAS Cremona (demo)", "reception_centre", "CR", "+390372555010"),
+    ("Commissione Territoriale di Brescia (demo)", "commissione_territoriale", "BS", ""),
+    ("Pronto soccorso di Pavia (demo)", "health_services", "PV", "+390382555010"),
+)
+
+
+def seed_partners(app: Flask) -> None:
+    """A few partners in the served provinces, once (a name already there is left alone)."""
+    settings = get_settings(app)
+    now = app.extensions["ali.clock"].now()
+    added: list[str] = []
+    with session_scope(app) as db:
+        existing = set(db.scalars(select(Partner.name)))
+        for name, kind, province, phones in DEMO_PARTNERS:
+            if name in existing or province not in settings.provinces:
+                continue
+            fields = read_fields(
+                name=name, kind=kind, province=province, phones=phones, served=settings.provinces
+            )
+            create_partner(db, fields, now=now, actor="demo")
+            added.append(f"{name} {phones}".strip())
+    if added:
+        click.echo("Demo partners (their texts and calls go to their province):")
+        for line in added:
+            click.echo(f"  {line}")

@@ -223,3 +223,42 @@ class PartnerCall(Base):
     recording_deleted_at: Mapped[datetime | None]
 
     case: Mapped[Case | None] = relationship()
+
+
+class InboundText(Base):
+    """One SMS from someone who is not an operator, as received, and the case it opened or
+    joined. The sender is a keyed hash (texts of one number thread into one case without the
+    number in clear); the body is the raw text, encrypted, emptied after
+    ALI_RAW_TEXT_RETENTION_DAYS (the case keeps its own summary)."""
+
+    __tablename__ = "inbound_texts"
+    __table_args__ = (Index("ix_inbound_texts_sender_received_at", "sender", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    sender: Mapped[str] = mapped_column(String(40))  # keyed hash, or "anonymous"
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id", ondelete="SET NULL"))
+    body: Mapped[str | None] = mapped_column(EncryptedText)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    replied: Mapped[bool] = mapped_column(default=False)
+    purged_at: Mapped[datetime | None]
+
+
+class CaseCallback(Base):
+    """One call back through Ali: the operator's phone is called first, then bridged to the
+    case's number with the project's number as caller ID. Twilio's URLs name this row's id,
+    never a phone number."""
+
+    __tablename__ = "case_callbacks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    contact_safe: Mapped[str] = mapped_column(String(8))  # as shown to the operator
+    confirmed: Mapped[bool]  # the operator confirmed calling although it was not "yes"
+    call_sid: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # started → dialling → the Dial's status (completed, busy, no-answer, failed, canceled)
+    status: Mapped[str] = mapped_column(String(20))
+    duration_seconds: Mapped[int | None]
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]

@@ -6,8 +6,6 @@ Plain functions taking a Session; they never commit (the API handler or CLI comm
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import logging
 import math
 import re
@@ -31,12 +29,12 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.formatting import local_date
-from core.models import AuditEntry, SentNotification, User
+from core.models import AuditEntry, User
 from intake.models import DEFAULT_RATE_LIMIT, Handoff, Source, SourceRateWindow, SourceSecret
 from intake.signing import signature_matches, timestamp_is_fresh
-from intake.validation import MAX_SUMMARY, CaseFields
+from intake.validation import CaseFields
 from routing.dispatch import start_dispatch
-from routing.lifecycle import record_event, record_read
+from routing.lifecycle import record_read
 from routing.models import (
     Case,
     CaseEvent,
@@ -44,9 +42,8 @@ from routing.models import (
     CaseSequence,
     CaseStatus,
     Channel,
-    Urgency,
 )
-from routing.places import ProvinceSource, resolve_province
+from routing.places import ProvinceSource
 from routing.services import chain_for, has_rota
 
 log = logging.getLogger(__name__)
@@ -604,93 +601,3 @@ def find_case(session: Session, *, caller: Caller, external_id: str) -> Case | N
         .join(Handoff, Handoff.case_id == Case.id)
         .where(Handoff.source_id == caller.source_id, Handoff.external_id == external_id)
     )
-
-
-# --- texts from people who are not operators ------------------------------------------------
-
-SMS_THREAD = timedelta(hours=1)
-_SMS_CASE = "sms_case"
-
-
-@dataclass(frozen=True)
-class SmsReceived:
-    reference: str
-    opened: OpenedCase | None  # None: the text joined the case this sender opened lately
-    reply: bool  # only the text that opened a case is answered
-
-
-def case_by_sms(
-    session: Session,
-    *,
-    sender: str | None,
-    text: str,
-    served: Collection[str],
-    pepper: str,
-    now: datetime,
-) -> SmsReceived:
-    """A text from someone who is not an operator: an urgent case for the coordinators, or,
-    when the same number opened one in the last hour, more words on that case (no new alert,
-    no second reply: an auto-responder must not loop with Ali or flood the coordinators).
-
-    The sender is remembered as a keyed hash, never as a number in clear.
-    """
-    thread = "anonymous" if sender is None else _sender_digest(sender, pepper)
-    earlier = session.scalars(
-        select(SentNotification)
-        .where(
-            SentNotification.kind == _SMS_CASE,
-            SentNotification.key.startswith(f"{_SMS_CASE}:{thread}:", autoescape=True),
-            SentNotification.sent_at > now - SMS_THREAD,
-        )
-        .order_by(SentNotification.sent_at.desc())
-        .limit(1)
-    ).first()
-    case = (
-        session.scalar(select(Case).where(Case.reference == earlier.provider_id))
-        if earlier is not None and sender is not None
-        else None
-    )
-    if case is not None:
-        if text:
-            joined = "\n".join(part for part in (case.summary, text) if part)
-            case.summary = joined[-MAX_SUMMARY:]
-        record_event(
-            session,
-            case_id=case.id,
-            kind=CaseEventKind.NOTE,
-            actor="sms",
-            now=now,
-            data={"channel": Channel.SMS.value, "more_text": bool(text)},
-        )
-        audit.record(
-            session,
-            now=now,
-            action="update",
-            object_type="case",
-            object_id=case.id,
-            actor="sms",
-            fields=["summary"],
-        )
-        return SmsReceived(reference=case.reference, opened=None, reply=False)
-    fields = CaseFields(
-        resolution=resolve_province(served=served, caller_phone=sender),
-        caller_phone=sender,
-        urgency=Urgency.URGENT,
-        summary=text or None,
-    )
-    opened = open_case(
-        session, channel=Channel.SMS, brought_by=BroughtBy(actor="sms"), fields=fields, now=now
-    )
-    session.add(
-        SentNotification(
-            key=f"{_SMS_CASE}:{thread}:{opened.case_id}",
-            kind=_SMS_CASE,
-            provider_id=opened.reference,
-            sent_at=now,
-        )
-    )
-    return SmsReceived(reference=opened.reference, opened=opened, reply=True)
-
-
-def _sender_digest(sender: str, pepper: str) -> str:
-    return hmac.new(pepper.encode(), sender.encode(), hashlib.sha256).hexdigest()[:32]

@@ -82,6 +82,8 @@ EVENT_LABELS = {
     "accepted": _l("Accepted"),
     "declined": _l("Declined"),
     "unanswered": _l("Unanswered: coordinators alerted"),
+    "callback_started": _l("Call back requested"),
+    "callback": _l("Call back ended"),
 }
 
 

@@ -30,7 +30,7 @@ from core.provinces import lookup_province
 from core.twilio import (
     Spoken,
     bridge,
-    dial_with_whisper,
+    dial_one,
     gather_keys,
     hang_up,
     record_message,
@@ -268,7 +268,7 @@ def _ring(call: PartnerCall, *, before: Sequence[Spoken] = ()) -> Response:
             after=_url(call, "recorded"),
         )
     settings = get_settings()
-    return dial_with_whisper(
+    return dial_one(
         person.phone,
         whisper_url=_url(call, f"whisper?attempt={call.attempt}"),
         action=_url(call, f"dialled?attempt={call.attempt}"),

@@ -19,7 +19,7 @@ from core.db import get_session
 from core.models import User
 from core.phones import InvalidPhone, normalise_phone
 from core.twilio import message_reply, twilio_signed
-from intake.services import case_by_sms
+from intake.sms import receive_text
 from intake.validation import printable
 from routing.dispatch import FollowUp
 from routing.followup import after_response
@@ -49,7 +49,7 @@ def inbound_sms() -> Response:
         else None
     )
     if operator is None:
-        return _new_case_by_sms(sender, body, now)
+        return _new_case_by_sms(sender, request.form.get("From", ""), body, now)
     text, follow_up = answer_sms(session, operator, body, now)
     session.commit()
     after_response(follow_up)
@@ -57,15 +57,15 @@ def inbound_sms() -> Response:
     return message_reply(text)
 
 
-def _new_case_by_sms(sender: str | None, body: str, now: datetime) -> Response:
-    """A text from anyone else is a case for the coordinators (the partner registry and the
-    province from the text come with the partner line). The reply is neutral: the phone may
-    be in an exploiter's hands, so no project name and no words about trafficking."""
+def _new_case_by_sms(sender: str | None, raw_from: str, body: str, now: datetime) -> Response:
+    """A text from anyone else: a partner's report or a stranger's message (intake.sms)."""
     session = get_session()
     settings = get_settings()
-    received = case_by_sms(
+    received = receive_text(
         session,
         sender=sender,
+        raw_from=raw_from,
+        body=body,
         text=printable(body),
         served=settings.provinces,
         pepper=settings.secret_key,
@@ -75,6 +75,4 @@ def _new_case_by_sms(sender: str | None, body: str, now: datetime) -> Response:
     opened = received.opened
     if opened is not None and opened.pages_queued and opened.dispatch_id is not None:
         after_response(FollowUp(to_send={opened.dispatch_id}))
-    if not received.reply:
-        return message_reply(None)
-    return message_reply(f"Messaggio ricevuto, rif. {received.reference}")
+    return message_reply(received.reply)

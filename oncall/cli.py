@@ -50,7 +50,7 @@ def _province_option(value: str | None) -> str | None:
     return sigla
 
 
-def _import(file: Path, importer: Importer, what: str) -> ImportReport:
+def import_csv(file: Path, importer: Importer, what: str) -> ImportReport:
     """Import a CSV file; commit when every line is good, otherwise roll back, list the
     lines and exit 1."""
     session = get_session()
@@ -98,7 +98,7 @@ def operators_import(file: Path) -> None:
     Nothing is imported when any line is bad. Imported users have no password: give them
     one with `ali operators set-password EMAIL`.
     """
-    if _import(file, import_operators, "operators").created:
+    if import_csv(file, import_operators, "operators").created:
         click.echo(
             "new users have no password and cannot log in yet: "
             "set one with `ali operators set-password EMAIL`"
@@ -151,7 +151,7 @@ def rota_import(file: Path) -> None:
     A time repeated by the autumn change needs its offset (2026-10-25T02:30+02:00 is the
     first, +01:00 the second); nothing is imported when any line is bad.
     """
-    _import(file, import_rota, "shifts")
+    import_csv(file, import_rota, "shifts")
 
 
 def _person(user: User | None) -> str:

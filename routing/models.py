@@ -63,6 +63,8 @@ class CaseEventKind(StrEnum):
     DECLINED = "declined"
     UNANSWERED = "unanswered"  # every step used up: coordinators alerted
     PARTNER_CALL = "partner_call"  # a call to the partner line: connected, ended, message left
+    CALLBACK_STARTED = "callback_started"  # an operator asked Ali to call the person back
+    CALLBACK = "callback"  # a call back ended: its status and talk time
 
 
 class ContactSafe(StrEnum):

@@ -60,6 +60,8 @@ def test_lists_and_rotation_are_parsed(tmp_path: Path) -> None:
         ("ALI_SESSION_IDLE_MINUTES", "ten"),
         ("ALI_TRUSTED_PROXIES", "-1"),
         ("ALI_ENV", "prod"),
+        ("ALI_RAW_TEXT_RETENTION_DAYS", "0"),
+        ("ALI_RAW_TEXT_RETENTION_DAYS", "a month"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(
