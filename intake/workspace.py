@@ -109,10 +109,11 @@ def list_cases(session: Session, user: User, wanted: CaseFilter) -> CasePage:
 def next_statuses(case: Case) -> list[CaseStatus]:
     """The status changes the page offers as such; acceptance has its own button, and an
     outcome is recorded by closing with it (or on its own, to close later)."""
+    allowed = allowed_next(case)
     return [
         status
-        for status in allowed_next(case)
-        if status not in {CaseStatus.ACCEPTED, CaseStatus.DISPATCHED}
+        for status in CaseStatus  # in the lifecycle's order, not a set's
+        if status in allowed and status not in {CaseStatus.ACCEPTED, CaseStatus.DISPATCHED}
     ]
 
 
@@ -121,7 +122,8 @@ def closing_outcomes(case: Case) -> list[CaseStatus]:
     current = CaseStatus(case.status)
     if current in OUTCOMES:
         return [current]
-    return [status for status in allowed_next(case) if status in OUTCOMES]
+    allowed = allowed_next(case)
+    return [status for status in CaseStatus if status in allowed and status in OUTCOMES]
 
 
 def can_reopen(user: User, case: Case) -> bool:
