@@ -24,4 +24,5 @@ def init_app(app: Flask) -> None:
     csrf.exempt(api.bp)
     cli.init_app(app)
     add_demo_seeder(app, demo.seed_intake)
+    add_demo_seeder(app, demo.seed_cases)
     register_nav(app, NavItem("cases.case_list", _l("Cases"), (Role.OPERATOR, Role.COORDINATOR)))
