@@ -260,7 +260,7 @@ def _case(session: Session, reference: str, user: User) -> Case:
 # --- the list ----------------------------------------------------------------------------------
 
 
-def _filter_from_args(user: User, provinces: list[str]) -> CaseFilter:
+def _filter_from_args(provinces: list[str]) -> CaseFilter:
     args = request.args
     province = args.get("province") or None
     status = args.get("status") or OPEN
@@ -288,7 +288,7 @@ def case_list() -> str:
     user: User = current_user
     now = clock_now()
     provinces = visible_provinces(user, get_settings().provinces)
-    wanted = _filter_from_args(user, provinces)
+    wanted = _filter_from_args(provinces)
     found = list_cases(session, user, wanted)
     names = _names(session, {item.case.accepted_by_id or 0 for item in found.cases})
     audit.record(

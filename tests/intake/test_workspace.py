@@ -262,3 +262,20 @@ def test_every_view_of_the_list_and_of_a_case_is_audited_without_values(
     listed_read = next(entry for entry in reads if entry.object_type == "case_list")
     assert listed_read.detail == {"case_ids": [case.id]}
     assert all("Nome" not in str(entry.detail) for entry in reads)
+
+
+def test_the_workspace_speaks_english_to_those_who_chose_it(
+    client: FlaskClient, db: Session, make_user: UserFactory, clock: FrozenClock
+) -> None:
+    operator = make_user(provinces=("BS",), locale="en")
+    case = new_case(db, now=clock.now(), by=operator, province="BS", callback_phone="+393331234567")
+    accept(db, case, operator, now=clock.now())
+    signed_in(client, operator)
+    listing = client.get("/cases").get_data(as_text=True)
+    assert "1 case" in listing
+    assert "Not accepted yet" in listing
+    page = client.get(f"/cases/{case.reference}").get_data(as_text=True)
+    for text in ("Work on the case", "Close with the outcome", "Add a note", "Contact"):
+        assert text in page
+    assert "not known whether it is safe to call or text back" in page
+    assert "New case" in client.get("/cases/new").get_data(as_text=True)

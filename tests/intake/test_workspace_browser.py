@@ -80,6 +80,8 @@ def test_an_operator_finds_a_case_accepts_it_works_it_and_closes_it_on_a_phone(
     page.goto("/cases")
     page.get_by_label("Non ancora accettati").check()
     page.get_by_role("button", name="Filtra").click()
+    page.wait_for_url(lambda url: "unaccepted=1" in url)
+    assert rows(page) == ["BS-2026-0002", "BS-2026-0001"]
     checked(mobile, "list-phone")
     page.get_by_role("link", name="BS-2026-0002").click()
     expect(page.locator("h1")).to_contain_text("BS-2026-0002")
