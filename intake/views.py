@@ -586,6 +586,8 @@ def _answer(reference: str, accepting: bool) -> WerkzeugResponse:
     dispatch = dispatch_of_case(session, case.id)
     if dispatch is None:
         abort(404)
+    if not accepting and not was_paged(session, user, case):
+        abort(403)  # only an alert one received can be declined
     now = clock_now()
     answer: Answer = answer_alert(session, dispatch, user, accepting=accepting, via="web", now=now)
     session.commit()
