@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask_babel import lazy_gettext as _l
 
 
 def init_app(app: Flask) -> None:
@@ -10,6 +11,8 @@ def init_app(app: Flask) -> None:
     # Imported here: the feature plugs into an app that core has already built.
     from core.app import csrf  # noqa: PLC0415
     from core.cli import add_demo_seeder  # noqa: PLC0415
+    from core.models import Role  # noqa: PLC0415
+    from core.nav import NavItem, register_nav  # noqa: PLC0415
     from intake import (  # noqa: PLC0415
         api,
         callback_routes,
@@ -39,3 +42,5 @@ def init_app(app: Flask) -> None:
     cli.init_app(app)
     add_demo_seeder(app, demo.seed_intake)
     add_demo_seeder(app, demo.seed_partners)
+    add_demo_seeder(app, demo.seed_cases)
+    register_nav(app, NavItem("cases.case_list", _l("Cases"), (Role.OPERATOR, Role.COORDINATOR)))

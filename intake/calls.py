@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -37,8 +36,6 @@ MENU_TRIES = 3
 ENGLISH_KEY = "9"
 # Past this many served provinces, the menu takes two digits and # (01, 02, ... 10, 11).
 ONE_DIGIT_MENU = 8
-# How the case timeline names a PARTNER_CALL event (for intake.views.EVENT_LABELS).
-EVENT_LABEL = _l("Call on the partner line")
 
 
 # --- the call's row ----------------------------------------------------------------------------

@@ -1,20 +1,30 @@
-"""Demo intake: a `numero-verde` source and a shell snippet that posts a signed hand-off."""
+"""Demo intake: a `numero-verde` source and a shell snippet that posts a signed hand-off, and
+three weeks of cases in every state for the case list."""
 
 from __future__ import annotations
 
 import json
 import os
 import shlex
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import click
 from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core.config import get_settings
 from core.db import session_scope
+from core.models import User
+from intake.manual import manual_case_fields
 from intake.models import Partner, Source
 from intake.partners import create_partner, read_fields
-from intake.services import create_source
+from intake.services import BroughtBy, create_source, open_case
+from routing.dispatch import answer_alert
+from routing.lifecycle import add_note, change_status, close_with_outcome
+from routing.models import Case, CaseEvent, CaseStatus, Channel, Dispatch
 
 DEMO_SOURCE = "numero-verde"
 SNIPPET_FILE = "demo-handoff.sh"
@@ -128,3 +138,122 @@ def seed_partners(app: Flask) -> None:
         click.echo("Demo partners (their texts and calls go to their province):")
         for line in added:
             click.echo(f"  {line}")
+
+
+# --- demo cases --------------------------------------------------------------------------------
+
+DEMO_ACTOR = "demo"
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    days_ago: float
+    status: CaseStatus  # where the case ends up; DISPATCHED: nobody has taken it
+    body: dict[str, Any]
+    note: str | None = None
+    outcome: CaseStatus | None = None  # closed with this outcome
+
+
+# Per province: three weeks of work. Free text says it is not real.
+DEMO_CASES = (
+    DemoCase(
+        20,
+        CaseStatus.IN_CONTACT,
+        {"urgency": "emergency", "needs": ["pronta_accoglienza"]},
+        outcome=CaseStatus.PLACED,
+    ),
+    DemoCase(
+        17,
+        CaseStatus.ACCEPTED,
+        {"urgency": "ordinary", "reporter_type": "ngo"},
+        outcome=CaseStatus.NOT_PERTINENT,
+    ),
+    DemoCase(
+        14,
+        CaseStatus.PLACED,
+        {"urgency": "urgent", "exploitation": ["sexual"], "person": {"gender": "female"}},
+        "Demo: posto trovato in pronta accoglienza.",
+    ),
+    DemoCase(12, CaseStatus.NOT_PERTINENT, {"urgency": "ordinary", "reporter_type": "citizen"}),
+    DemoCase(11, CaseStatus.OUT_OF_AREA, {"urgency": "urgent", "municipality": "Milano"}),
+    DemoCase(10, CaseStatus.REFERRED, {"urgency": "ordinary", "exploitation": ["labour"]}),
+    DemoCase(8, CaseStatus.UNREACHABLE, {"urgency": "urgent", "contact_safe": "no"}),
+    DemoCase(
+        5,
+        CaseStatus.IN_CONTACT,
+        {"urgency": "urgent", "person": {"minor": "presumed", "age_band": "14-17"}},
+        "Demo: incontro fissato con il mediatore.",
+    ),
+    DemoCase(2, CaseStatus.IN_CONTACT, {"urgency": "ordinary", "contact_safe": "yes"}),
+    DemoCase(0.5, CaseStatus.ACCEPTED, {"urgency": "emergency"}),
+)
+# Only the first province gets one still waiting for someone: it escalates when the worker
+# runs (amber, then red), like a real one, through the sandbox.
+WAITING = DemoCase(0.01, CaseStatus.DISPATCHED, {"urgency": "urgent"})
+_PATH = {
+    CaseStatus.ACCEPTED: (),
+    CaseStatus.IN_CONTACT: (CaseStatus.IN_CONTACT,),
+    CaseStatus.UNREACHABLE: (CaseStatus.UNREACHABLE,),
+    CaseStatus.NOT_PERTINENT: (CaseStatus.NOT_PERTINENT,),
+    CaseStatus.OUT_OF_AREA: (CaseStatus.OUT_OF_AREA,),
+    CaseStatus.PLACED: (CaseStatus.IN_CONTACT, CaseStatus.PLACED),
+    CaseStatus.REFERRED: (CaseStatus.IN_CONTACT, CaseStatus.REFERRED),
+}
+
+
+def seed_cases(app: Flask) -> None:
+    """Three weeks of cases in every status in every served province, once (a second
+    `ali demo` finds them by their author and adds nothing)."""
+    settings = get_settings(app)
+    now = app.extensions["ali.clock"].now()
+    with session_scope(app) as db:
+        if db.scalar(select(CaseEvent.id).where(CaseEvent.actor == DEMO_ACTOR).limit(1)):
+            click.echo("demo cases already there")
+            return
+        users = {user.email: user for user in db.scalars(select(User))}
+        count = 0
+        for index, sigla in enumerate(settings.provinces):
+            operator = users.get(f"operatore1.{sigla.lower()}@ali.example")
+            if operator is None:
+                continue
+            plan = (*DEMO_CASES, WAITING) if index == 0 else DEMO_CASES
+            for number, spec in enumerate(plan):
+                at = now - timedelta(days=spec.days_ago)
+                body = {
+                    "external_id": DEMO_ACTOR,
+                    "province": sigla,
+                    "summary": "Caso dimostrativo: nessun dato reale.",
+                    **spec.body,
+                }
+                fields = manual_case_fields(body, now=at, served=settings.provinces)
+                opened = open_case(
+                    db,
+                    channel=Channel.MANUAL if number % 2 else Channel.WEBHOOK,
+                    brought_by=BroughtBy(actor=DEMO_ACTOR),
+                    fields=fields,
+                    now=at,
+                )
+                count += 1
+                if spec.status == CaseStatus.DISPATCHED:
+                    continue
+                _work(db, opened.dispatch_id, operator, spec, at)
+        click.echo(f"demo cases: {count} in {len(settings.provinces)} provinces")
+
+
+def _work(
+    db: Session, dispatch_id: int | None, operator: User, spec: DemoCase, at: datetime
+) -> None:
+    """Take the case and carry it to `spec.status` through the lifecycle, as an operator would."""
+    dispatch = db.get(Dispatch, dispatch_id)
+    case = db.get(Case, dispatch.case_id) if dispatch is not None else None
+    if dispatch is None or case is None:
+        return
+    answer_alert(db, dispatch, operator, accepting=True, via="web", now=at + timedelta(minutes=4))
+    step = at + timedelta(hours=1)
+    if spec.note:
+        add_note(db, case, spec.note, actor=operator, now=step)
+    for status in _PATH[spec.status]:
+        step += timedelta(hours=3)
+        change_status(db, case, status, actor=operator, now=step)
+    if spec.outcome is not None:
+        close_with_outcome(db, case, spec.outcome, actor=operator, now=step + timedelta(days=2))

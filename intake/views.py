@@ -1,7 +1,8 @@
-"""Case pages: the alert page an SMS links to, with Accept and Decline and the timeline.
+"""Case pages: the list, manual entry, and the case page (the alert page an SMS links to)
+where a case is accepted, worked (notes, status changes) and closed with an outcome.
 
-Thin: who may see a case, accept or decline it is decided in routing's services. Every view
-of a case is an audit entry (field names, never values).
+Thin: who may see a case is routing's one rule (`visible_cases`); status changes go through
+routing's lifecycle. Every view of a case is an audit entry (field names, never values).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -17,14 +18,49 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from core.auth import login_required
+from core import audit
+from core.auth import login_required, visible_provinces
 from core.clock import now as clock_now
+from core.config import get_settings
 from core.db import get_session
 from core.models import User
-from routing.dispatch import Answer, answer_alert, dispatch_of_case
+from intake.manual import LIST_FIELDS, handoff_body, manual_case_fields
+from intake.models import AgeBand, Exploitation, Gender, Minor, Need, ReporterType
+from intake.services import BroughtBy, open_case
+from intake.validation import MAX_SUMMARY, FieldError, ValidationFailed
+from intake.workspace import (
+    ALL,
+    OPEN,
+    CaseFilter,
+    Lateness,
+    can_enter_cases,
+    can_reopen,
+    closing_outcomes,
+    lateness_of,
+    list_cases,
+    next_statuses,
+)
+from routing.dispatch import Answer, FollowUp, answer_alert, dispatch_of_case
 from routing.followup import after_response
-from routing.lifecycle import record_read
-from routing.models import Case, CaseEvent, Dispatch, DispatchState
+from routing.lifecycle import (
+    MAX_NOTE,
+    REOPENED_TO,
+    TransitionRefused,
+    add_note,
+    change_status,
+    close_with_outcome,
+    record_read,
+)
+from routing.models import (
+    Case,
+    CaseEvent,
+    CaseStatus,
+    Channel,
+    ContactSafe,
+    Dispatch,
+    DispatchState,
+    Urgency,
+)
 from routing.services import can_see_case, timeline, was_paged
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -41,10 +77,15 @@ SHOWN_FIELDS = (
     "person",
     "needs",
     "municipality",
+    "caller_phone",
     "callback_phone",
+    "contact_safe",
     "summary",
     "timeline",
+    "notes",
 )
+# What the list shows of each case (no personal data, but still a read of the case).
+LISTED_FIELDS = ("reference", "status", "urgency", "province", "received_at", "accepted_by")
 
 
 URGENCY_LABELS = {
@@ -84,6 +125,35 @@ EVENT_LABELS = {
     "unanswered": _l("Unanswered: coordinators alerted"),
     "callback_started": _l("Call back requested"),
     "callback": _l("Call back ended"),
+    "partner_call": _l("Call on the partner line"),
+}
+MINOR_LABELS = {
+    "yes": _l("yes"),
+    "no": _l("no"),
+    "presumed": _l("presumed"),
+}
+CONTACT_SAFE_LABELS = {
+    "yes": _l("safe to call or text back"),
+    "no": _l("NOT safe to call or text back"),
+    "unknown": _l("not known whether it is safe to call or text back"),
+}
+# Field problems of manual entry, in the reader's language (the validation speaks English
+# to the systems that call the API).
+FIELD_MESSAGES = {
+    "province": _l("Not an Italian province: pick one or leave it empty."),
+    "municipality": _l("Not a municipality name."),
+    "callback_phone": _l("Not a phone number: an Italian number, or + and the country code."),
+    "urgency": _l("Pick an urgency."),
+    "reporter_type": _l("Pick who reported it."),
+    "exploitation": _l("Pick among the listed kinds of exploitation."),
+    "needs": _l("Pick among the listed needs."),
+    "person.gender": _l("Pick a gender from the list."),
+    "person.age_band": _l("Pick an age band from the list."),
+    "person.minor": _l("Pick whether the person is a minor."),
+    "person.nationality": _l("A country code of two letters (e.g. NG), or unknown."),
+    "person.languages": _l("Language codes separated by commas (e.g. en, pcm)."),
+    "summary": _l("At most 2000 characters of text."),
+    "contact_safe": _l("Pick whether it is safe to call back."),
 }
 
 
@@ -174,6 +244,8 @@ def _labels() -> dict[str, Any]:
         "status_label": lambda code: _label(STATUS_LABELS, code),
         "event_label": lambda code: _label(EVENT_LABELS, code),
         "code_label": code_label,
+        "contact_safe_label": lambda code: _label(CONTACT_SAFE_LABELS, code),
+        "minor_label": lambda code: _label(MINOR_LABELS, code),
     }
 
 
@@ -188,6 +260,170 @@ def _case(session: Session, reference: str, user: User) -> Case:
     return case
 
 
+# --- the list ----------------------------------------------------------------------------------
+
+
+def _filter_from_args(provinces: list[str]) -> CaseFilter:
+    args = request.args
+    province = args.get("province") or None
+    status = args.get("status") or OPEN
+    urgency = args.get("urgency") or None
+    if status not in {OPEN, ALL, *CaseStatus}:
+        status = OPEN
+    try:
+        page = max(1, int(args.get("page", "1")))
+    except ValueError:
+        page = 1
+    return CaseFilter(
+        province=province if province in provinces else None,
+        status=status,
+        urgency=urgency if urgency in set(Urgency) else None,
+        unaccepted=args.get("unaccepted") == "1",
+        mine=args.get("mine") == "1",
+        page=min(page, 100_000),
+    )
+
+
+@bp.get("")
+@login_required
+def case_list() -> str:
+    session = get_session()
+    user: User = current_user
+    now = clock_now()
+    provinces = visible_provinces(user, get_settings().provinces)
+    wanted = _filter_from_args(provinces)
+    found = list_cases(session, user, wanted)
+    names = _names(session, {item.case.accepted_by_id or 0 for item in found.cases})
+    audit.record(
+        session,
+        now=now,
+        action="read",
+        object_type="case_list",
+        actor=user,
+        fields=LISTED_FIELDS,
+        detail={"case_ids": [item.case.id for item in found.cases]},
+    )
+    session.commit()
+    query = {k: v for k, v in request.args.items() if k != "page"}
+    return render_template(
+        "intake/list.html",
+        found=found,
+        wanted=wanted,
+        provinces=provinces,
+        statuses=list(CaseStatus),
+        urgencies=list(Urgency),
+        names=names,
+        query=query,
+        can_enter=can_enter_cases(user),
+    )
+
+
+def _names(session: Session, ids: set[int]) -> dict[int, str]:
+    return {u.id: u.display_name for u in session.scalars(select(User).where(User.id.in_(ids)))}
+
+
+# --- manual entry ------------------------------------------------------------------------------
+
+
+def _choices() -> dict[str, Any]:
+    return {
+        "urgencies": list(Urgency),
+        "reporter_types": list(ReporterType),
+        "exploitations": list(Exploitation),
+        "genders": list(Gender),
+        "age_bands": list(AgeBand),
+        "minors": list(Minor),
+        "needs_list": list(Need),
+        "contact_safe_values": list(ContactSafe),
+        "max_summary": MAX_SUMMARY,
+    }
+
+
+def _entry_allowed(user: User) -> None:
+    if not can_enter_cases(user):
+        abort(403)
+
+
+@bp.get("/new")
+@login_required
+def new_case() -> str:
+    user: User = current_user
+    _entry_allowed(user)
+    return render_template(
+        "intake/new.html",
+        form={"urgency": Urgency.URGENT.value, "contact_safe": ContactSafe.UNKNOWN.value},
+        lists={},
+        errors={},
+        served=get_settings().provinces,
+        **_choices(),
+    )
+
+
+def _field_messages(errors: list[FieldError]) -> dict[str, str]:
+    """One message per form field (`person.languages[1]` is the languages field)."""
+    found: dict[str, str] = {}
+    for error in errors:
+        name = error.field.split("[", 1)[0]
+        if name in {"body", "external_id"}:
+            name = "summary"
+        found.setdefault(name, str(FIELD_MESSAGES.get(name, error.message)))
+    return found
+
+
+@bp.post("/new")
+@login_required
+def create_case() -> tuple[str, int] | WerkzeugResponse:
+    session = get_session()
+    user: User = current_user
+    _entry_allowed(user)
+    now = clock_now()
+    settings = get_settings()
+    form = {key: value for key, value in request.form.items() if key not in LIST_FIELDS}
+    lists = {name: request.form.getlist(name) for name in LIST_FIELDS}
+    try:
+        fields = manual_case_fields(handoff_body(form, lists), now=now, served=settings.provinces)
+    except ValidationFailed as exc:
+        flash(_("The case was not opened: correct the fields marked below."), "error")
+        return render_template(
+            "intake/new.html",
+            form=form,
+            lists=lists,
+            errors=_field_messages(exc.errors),
+            served=settings.provinces,
+            **_choices(),
+        ), 422
+    opened = open_case(
+        session, channel=Channel.MANUAL, brought_by=BroughtBy.user(user), fields=fields, now=now
+    )
+    follow_up = FollowUp(to_send={opened.dispatch_id} if opened.dispatch_id else set())
+    taken = False
+    if request.form.get("take") == "1" and opened.dispatch_id is not None:
+        dispatch = session.get(Dispatch, opened.dispatch_id)
+        if dispatch is not None:
+            answer = answer_alert(session, dispatch, user, accepting=True, via="web", now=now)
+            follow_up = answer.follow_up
+            taken = answer.accepted
+    session.commit()
+    after_response(follow_up)
+    if taken:
+        flash(_("%(reference)s is opened and yours.", reference=opened.reference), "success")
+    else:
+        flash(
+            _(
+                "%(reference)s is opened; the on-call operator is being alerted.",
+                reference=opened.reference,
+            ),
+            "success",
+        )
+    case = session.get(Case, opened.case_id)
+    if case is not None and can_see_case(session, user, case):
+        return redirect(url_for("cases.case_page", reference=opened.reference))
+    return redirect(url_for("cases.case_list"))
+
+
+# --- the case page -----------------------------------------------------------------------------
+
+
 @bp.get("/<reference>")
 @login_required
 def case_page(reference: str) -> str:
@@ -197,12 +433,7 @@ def case_page(reference: str) -> str:
     now = clock_now()
     dispatch = dispatch_of_case(session, case.id)
     events = timeline(session, case)
-    names = {
-        u.id: u.display_name
-        for u in session.scalars(
-            select(User).where(User.id.in_({*_user_ids(events), case.accepted_by_id or 0}))
-        )
-    }
+    names = _names(session, {*_user_ids(events), case.accepted_by_id or 0})
     record_read(session, case, actor=user, fields=SHOWN_FIELDS, now=now)
     session.commit()
     open_alert = dispatch is not None and dispatch.state != DispatchState.ACCEPTED
@@ -214,7 +445,12 @@ def case_page(reference: str) -> str:
         names=names,
         can_accept=open_alert,
         can_decline=open_alert and was_paged(session, user, case),
-        amber=_amber(dispatch),
+        lateness=lateness_of(dispatch),
+        amber=lateness_of(dispatch) == Lateness.AMBER,
+        next_statuses=next_statuses(case),
+        outcomes=closing_outcomes(case),
+        can_reopen=can_reopen(user, case),
+        max_note=MAX_NOTE,
     )
 
 
@@ -229,11 +465,121 @@ def _user_ids(events: list[CaseEvent]) -> set[int]:
     return found
 
 
-def _amber(dispatch: Dispatch | None) -> bool:
-    """Its first step has passed unaccepted (design §5): amber (red: every step used up)."""
-    return (
-        dispatch is not None and dispatch.state == DispatchState.OPEN and dispatch.steps_fired > 1
+def _is_text(text: str) -> bool:
+    """No control characters but line breaks and tabs, no lone surrogates (PostgreSQL and
+    the encryption both need real text)."""
+    return not any(
+        (ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF
+        for c in text
     )
+
+
+def _back(case: Case) -> WerkzeugResponse:
+    return redirect(url_for("cases.case_page", reference=case.reference))
+
+
+def _locked_case(session: Session, reference: str, user: User) -> Case:
+    """The case for a change, its row locked: two people changing it at once take turns."""
+    case = _case(session, reference, user)
+    session.refresh(case, with_for_update=True)
+    return case
+
+
+def _refused(case: Case) -> WerkzeugResponse:
+    flash(
+        _(
+            "%(reference)s cannot change to that status now: it is %(status)s.",
+            reference=case.reference,
+            status=_label(STATUS_LABELS, case.status),
+        ),
+        "error",
+    )
+    return _back(case)
+
+
+@bp.post("/<reference>/note")
+@login_required
+def note_case(reference: str) -> WerkzeugResponse:
+    session = get_session()
+    user: User = current_user
+    case = _case(session, reference, user)
+    text = (request.form.get("note") or "").strip()
+    if not text:
+        flash(_("The note is empty: write something first."), "error")
+    elif len(text) > MAX_NOTE:
+        flash(_("The note is too long: at most %(max)d characters.", max=MAX_NOTE), "error")
+    elif not _is_text(text):
+        flash(_("The note holds characters that are not text: remove them."), "error")
+    else:
+        add_note(session, case, text.replace("\r\n", "\n"), actor=user, now=clock_now())
+        session.commit()
+        flash(_("Note added."), "success")
+    return _back(case)
+
+
+@bp.post("/<reference>/status")
+@login_required
+def change_case_status(reference: str) -> WerkzeugResponse:
+    session = get_session()
+    user: User = current_user
+    case = _locked_case(session, reference, user)
+    try:
+        to = CaseStatus(request.form.get("to", ""))
+        if to not in next_statuses(case):
+            raise TransitionRefused(to.value)
+        change_status(session, case, to, actor=user, now=clock_now(), detail={"via": "web"})
+    except (ValueError, TransitionRefused):
+        session.rollback()
+        return _refused(case)
+    session.commit()
+    flash(
+        _("%(reference)s: %(status)s.", reference=case.reference, status=_label(STATUS_LABELS, to)),
+        "success",
+    )
+    return _back(case)
+
+
+@bp.post("/<reference>/close")
+@login_required
+def close_case(reference: str) -> WerkzeugResponse:
+    session = get_session()
+    user: User = current_user
+    case = _locked_case(session, reference, user)
+    try:
+        outcome = CaseStatus(request.form.get("outcome", ""))
+        if outcome not in closing_outcomes(case):
+            raise TransitionRefused(outcome.value)
+        close_with_outcome(session, case, outcome, actor=user, now=clock_now())
+    except (ValueError, TransitionRefused):
+        session.rollback()
+        return _refused(case)
+    session.commit()
+    flash(
+        _(
+            "%(reference)s is closed: %(outcome)s.",
+            reference=case.reference,
+            outcome=_label(STATUS_LABELS, outcome),
+        ),
+        "success",
+    )
+    return _back(case)
+
+
+@bp.post("/<reference>/reopen")
+@login_required
+def reopen_case(reference: str) -> WerkzeugResponse:
+    session = get_session()
+    user: User = current_user
+    case = _locked_case(session, reference, user)
+    if not can_reopen(user, case):
+        if case.status == CaseStatus.CLOSED:
+            abort(403)
+        session.rollback()
+        return _refused(case)
+    change_status(session, case, REOPENED_TO, actor=user, now=clock_now(), detail={"via": "web"})
+    session.commit()
+    flash(_("%(reference)s is open again.", reference=case.reference), "success")
+    return _back(case)
 
 
 def _answer(reference: str, accepting: bool) -> WerkzeugResponse:
@@ -243,6 +589,8 @@ def _answer(reference: str, accepting: bool) -> WerkzeugResponse:
     dispatch = dispatch_of_case(session, case.id)
     if dispatch is None:
         abort(404)
+    if not accepting and not was_paged(session, user, case):
+        abort(403)  # only an alert one received can be declined
     now = clock_now()
     answer: Answer = answer_alert(session, dispatch, user, accepting=accepting, via="web", now=now)
     session.commit()

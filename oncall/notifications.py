@@ -9,10 +9,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
+from flask import Flask, current_app, has_app_context
 from flask_babel import force_locale, ngettext, pgettext
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
@@ -33,6 +34,13 @@ START_GRACE = timedelta(hours=4)
 # The daily checks go out from this local time on, not at midnight.
 DAILY_AT = time(9, 0)
 LOOKAHEAD = timedelta(days=14)
+# An SMS stays short: past this many references the hand-over says "and N more".
+HANDOVER_MAX = 8
+
+# What an outgoing operator leaves open, by reference: (session, province, outgoing operator's
+# id, now) -> references. Cases live in routing, which oncall must not import: routing
+# registers the function (`add_handover_source`) and the start-of-shift reminder asks it.
+HandoverSource = Callable[[Session, str, int, datetime], list[str]]
 
 
 @dataclass(frozen=True)
@@ -93,8 +101,43 @@ def tier_word(tier: Tier) -> str:
     return words[tier]
 
 
-def reminder_text(duty: Duty, *, kind: str, now: datetime, locale: str) -> str:
-    """The SMS of a reminder, in the operator's language; nothing but their own shift."""
+def add_handover_source(app: Flask, source: HandoverSource) -> None:
+    app.extensions.setdefault("ali.handover_sources", []).append(source)
+
+
+def handover_references(
+    session: Session, *, province: str, outgoing_id: int, now: datetime
+) -> list[str]:
+    """The references the outgoing operator of `province` leaves open (every registered
+    source asked; none outside an app)."""
+    if not has_app_context():
+        return []
+    sources: list[HandoverSource] = current_app.extensions.get("ali.handover_sources", [])
+    found: list[str] = []
+    for source in sources:
+        found += [ref for ref in source(session, province, outgoing_id, now) if ref not in found]
+    return found
+
+
+def _handover_text(references: Sequence[str]) -> str:
+    shown = ", ".join(references[:HANDOVER_MAX])
+    more = len(references) - HANDOVER_MAX
+    if more > 0:
+        return str(
+            _(
+                "Open cases from the previous shift: %(references)s and %(more)d more.",
+                references=shown,
+                more=more,
+            )
+        )
+    return str(_("Open cases from the previous shift: %(references)s.", references=shown))
+
+
+def reminder_text(
+    duty: Duty, *, kind: str, now: datetime, locale: str, handover: Sequence[str] = ()
+) -> str:
+    """The SMS of a reminder, in the operator's language; nothing but their own shift (and,
+    at the start of a shift, the references of the cases the previous operator left open)."""
     same_day = local_date(now) == local_date(duty.start)
     text: str
     with force_locale(locale):
@@ -123,6 +166,8 @@ def reminder_text(duty: Duty, *, kind: str, now: datetime, locale: str) -> str:
             text = _(
                 "Ali: tomorrow from %(time)s you are on call (%(tier)s) for %(province)s.", **values
             )
+        if kind == "start" and handover:
+            text = f"{text} {_handover_text(handover)}"
     return text
 
 
@@ -165,19 +210,32 @@ def send_shift_reminders(session: Session, telephony: Telephony, now: datetime) 
     ]
     # A duty cut by the start of the range began earlier: its reminders are long past.
     due = due_reminders((d for d in found if d.start > window_start), now=now)
+    # Who held the same tier of the same province right before each duty.
+    before = {(d.province, d.tier, d.end): d for d in found}
     counts = {outcome.value: 0 for outcome in Outcome} | {"unreachable": 0}
     for kind, duty in due:
         user = users[duty.user_id]
         if not user.can_be_paged:
             counts["unreachable"] += 1
             continue
+        outgoing = before.get((duty.province, duty.tier, duty.start))
+        handover: list[str] = []
+        if (
+            kind == "start"
+            and duty.province is not None
+            and outgoing is not None
+            and outgoing.user_id != duty.user_id
+        ):
+            handover = handover_references(
+                session, province=duty.province, outgoing_id=outgoing.user_id, now=now
+            )
         outcome = _send_to(
             session,
             telephony,
             user,
             key=reminder_key(kind, duty),
             kind=f"reminder_{kind}",
-            body=reminder_text(duty, kind=kind, now=now, locale=user.locale),
+            body=reminder_text(duty, kind=kind, now=now, locale=user.locale, handover=handover),
             now=now,
         )
         counts[outcome.value] += 1

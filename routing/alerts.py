@@ -83,6 +83,17 @@ def taken_sms(user: User, *, reference: str, taker: str) -> str:
         return _("ALI %(reference)s: taken by %(name)s.", reference=reference, name=taker)
 
 
+def follow_up_sms(user: User, *, reference: str) -> str:
+    """Two hours after acceptance with no contact recorded: a nudge, nothing about the case."""
+    with force_locale(locale_of(user)):
+        return _(
+            "ALI %(reference)s: accepted 2 hours ago, not yet in contact. Update the case: "
+            "%(link)s",
+            reference=reference,
+            link=case_link(reference),
+        )
+
+
 def alert_prompt(user: User, *, reference: str, urgency: Urgency, province: str | None) -> str:
     with force_locale(locale_of(user)):
         return _(

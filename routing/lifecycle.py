@@ -127,3 +127,36 @@ def record_event(
     )
     session.add(event)
     return event
+
+
+OUTCOMES = _OUTCOMES
+MAX_NOTE = 4000
+
+
+def add_note(session: Session, case: Case, text: str, *, actor: User, now: datetime) -> CaseEvent:
+    """A note on the case's timeline: its text encrypted in the event, the audit entry
+    naming the field only."""
+    event = record_event(session, case_id=case.id, kind=CaseEventKind.NOTE, actor=actor, now=now)
+    event.note = text
+    audit.record(
+        session,
+        now=now,
+        action="update",
+        object_type="case",
+        object_id=case.id,
+        actor=actor,
+        fields=["note"],
+    )
+    return event
+
+
+def close_with_outcome(
+    session: Session, case: Case, outcome: CaseStatus, *, actor: User, now: datetime
+) -> None:
+    """Record the outcome (placed, referred, ...), then close: two status changes, both on
+    the timeline, so a report counts outcomes from the same events as any other change."""
+    if outcome not in OUTCOMES:
+        raise TransitionRefused(f"{outcome.value} is not an outcome")
+    if CaseStatus(case.status) != outcome:
+        change_status(session, case, outcome, actor=actor, now=now)
+    change_status(session, case, CaseStatus.CLOSED, actor=actor, now=now)

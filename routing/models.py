@@ -147,6 +147,8 @@ class CaseEvent(Base):
     actor: Mapped[str] = mapped_column(String(80))
     # Ids and codes only; what a person said belongs in an encrypted column, not here.
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The text of a note an operator wrote (kind `note`), encrypted at rest.
+    note: Mapped[str | None] = mapped_column(EncryptedText)
 
 
 class AppendOnlyError(RuntimeError):

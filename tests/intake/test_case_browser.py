@@ -43,7 +43,7 @@ def test_the_primary_accepts_from_the_alert_page_on_a_phone(
     page.goto("/cases/BS-2026-0001")
     expect(page.locator("h1")).to_contain_text("BS-2026-0001")
     expect(page.locator(".case-head")).to_contain_text("in allerta")
-    expect(page.locator(".facts")).to_contain_text("+39 333 765 4321")
+    expect(page.locator(".case-contact")).to_contain_text("+39 333 765 4321")
     accept = page.get_by_role("button", name="Accetta: lo prendo io")
     box = accept.bounding_box()
     assert box is not None

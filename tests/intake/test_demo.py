@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from core.clock import FrozenClock
 from core.config import Settings
 from intake.demo import DEMO_SOURCE, SNIPPET_FILE
-from intake.models import Source
-from routing.models import Case
+from intake.models import Handoff, Source
+from routing.models import Case, CaseStatus
 from tests.conftest import PUBLIC_URL
 
 
@@ -47,7 +47,7 @@ def test_demo_snippet_posts_a_signed_handoff_with_curl(
     assert first["province_source"] == "municipality"
     again = _run(snippet)  # pasted again: the same case, a duplicate
     assert again["duplicate"] is True
-    assert db.scalar(select(func.count()).select_from(Case)) == 1
+    assert db.scalar(select(func.count()).select_from(Handoff)) == 1
 
     saved = (settings.instance_path / SNIPPET_FILE).read_text()
     assert snippet.replace(live_url, PUBLIC_URL) in saved
@@ -70,3 +70,20 @@ def test_demo_snippet_file_is_private_from_its_creation(
     assert result.exit_code == 0, result.output
     assert path.stat().st_mode & 0o777 == 0o600
     assert "KEY=" in path.read_text()
+
+
+def test_demo_adds_weeks_of_cases_in_every_state_once(
+    runner: FlaskCliRunner, db: Session, clock: FrozenClock
+) -> None:
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    statuses = set(db.scalars(select(Case.status)))
+    assert {status.value for status in CaseStatus} - statuses == {"new"}  # born dispatched
+    provinces = set(db.scalars(select(Case.province)))
+    assert provinces == {"BG", "BS", "CR", "LC", "LO", "MN", "PV"}
+    received = list(db.scalars(select(Case.received_at)))
+    assert clock.now() - min(received) >= timedelta(days=14)
+    count = db.scalar(select(func.count()).select_from(Case))
+    again = runner.invoke(args=["demo"])
+    assert again.exit_code == 0, again.output
+    assert db.scalar(select(func.count()).select_from(Case)) == count
