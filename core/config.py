@@ -72,6 +72,8 @@ class Settings:
     trusted_proxies: int = 0
     # Alert calls ring for less than a mobile takes to divert to voicemail.
     ring_timeout_seconds: int = 18
+    # Past this many pages in an hour, an operator's further pages go out bundled.
+    page_cap_per_hour: int = 30
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -91,6 +93,14 @@ def _ring_timeout(value: str | None) -> int:
     if not 5 <= seconds <= 60:
         raise SettingsError("ALI_RING_TIMEOUT_SECONDS must be between 5 and 60 seconds")
     return seconds
+
+
+def _page_cap(value: str | None) -> int:
+    cap = _int("PAGE_CAP_PER_HOUR", value, 30)
+    if cap < 1:
+        # Zero would bundle every page, the first alert of a case included.
+        raise SettingsError("ALI_PAGE_CAP_PER_HOUR must be 1 or more (pages per operator per hour)")
+    return cap
 
 
 def _dev_secret(instance_path: Path, name: str, make: str) -> str:
@@ -194,6 +204,7 @@ def load_settings(
         ),
         trusted_proxies=trusted_proxies,
         ring_timeout_seconds=_ring_timeout(env.get("ALI_RING_TIMEOUT_SECONDS")),
+        page_cap_per_hour=_page_cap(env.get("ALI_PAGE_CAP_PER_HOUR")),
         secure_cookies=_bool(
             "SECURE_COOKIES", env.get("ALI_SECURE_COOKIES"), public_url.startswith("https://")
         ),
