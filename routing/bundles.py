@@ -73,13 +73,18 @@ def past_the_cap(session: Session, batch: Sequence[Page], now: datetime) -> set[
     return over
 
 
+def lock_operators(session: Session, operator_ids: set[int]) -> None:
+    """One sender at a time decides an operator's bundle (two would open two bundles): lock
+    their rows, in id order so that two senders cannot deadlock."""
+    session.execute(
+        select(User.id).where(User.id.in_(operator_ids)).order_by(User.id).with_for_update()
+    )
+
+
 def add_to_bundle(session: Session, page: Page, now: datetime) -> PageBundle:
     """Put `page` in its operator's pending bundle; a new bundle is due 5 minutes after the
-    previous one (at once for the first of an episode)."""
-    # One sender at a time decides an operator's bundle: two would open two bundles.
-    operator = session.scalars(
-        select(User).where(User.id == page.operator_id).with_for_update()
-    ).one()
+    previous one (at once for the first of an episode). Lock the operator first."""
+    operator = page.operator
     if operator.page_cap_since is None:
         operator.page_cap_since = now
         log.warning("operator %s is past the hourly page cap: bundling", operator.id)

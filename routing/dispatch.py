@@ -415,7 +415,8 @@ def send_pending(
     Twilio; each result is committed as soon as it is known, so a crash part-way leaves at
     most the page in flight unrecorded. A retryable failure (Twilio down, throttling, no
     connection) puts the page back to pending with a growing delay: it is sent when Twilio
-    recovers, while the escalation's timer keeps moving. Returns how many were sent.
+    recovers, while the escalation's timer keeps moving. Pages past their operator's hourly
+    cap go into a bundle instead (routing.bundles). Returns how many were sent.
     """
     claim = (
         update(Page)
@@ -445,6 +446,27 @@ def send_pending(
             select(Case.id, Case.channel).where(Case.id.in_({p.dispatch.case_id for p in batch}))
         )
     }
+    outgoing, bundled = _outgoing(session, batch, channels, now)
+    session.commit()  # the claims are durable before Twilio is asked
+    sent = 0
+    for page_id, to, text in outgoing:
+        result = _request(telephony, page_id, text, to=to)
+        follow_up = _record_sent(session, page_id, result, now)
+        session.commit()
+        if isinstance(result, str):
+            sent += 1
+        if follow_up:
+            run_follow_up(session, telephony, now, follow_up)
+    if bundled:
+        send_bundles(session, telephony, now)
+    return sent
+
+
+def _outgoing(
+    session: Session, batch: list[Page], channels: dict[int, str], now: datetime
+) -> tuple[list[tuple[int, str, str | None]], bool]:
+    """What to send of a claimed batch: (page id, to, SMS text or None for a call), and
+    whether pages past the hourly cap went into bundles instead."""
     outgoing: list[tuple[int, str, str | None]] = []  # page id, to, SMS text (None: a call)
     live = [
         page
@@ -452,6 +474,8 @@ def send_pending(
         if page.purpose == PagePurpose.TAKEN or page.dispatch.state != DispatchState.ACCEPTED
     ]
     over = bundles.past_the_cap(session, live, now)
+    if over:
+        bundles.lock_operators(session, {page.operator_id for page in live if page.id in over})
     bundled = False
     for page in batch:
         if page.purpose != PagePurpose.TAKEN and page.dispatch.state == DispatchState.ACCEPTED:
@@ -468,19 +492,7 @@ def send_pending(
             outgoing.append((page.id, page.to, body))
         else:
             outgoing.append((page.id, page.to, None))
-    session.commit()  # the claims are durable before Twilio is asked
-    sent = 0
-    for page_id, to, text in outgoing:
-        result = _request(telephony, page_id, text, to=to)
-        follow_up = _record_sent(session, page_id, result, now)
-        session.commit()
-        if isinstance(result, str):
-            sent += 1
-        if follow_up:
-            run_follow_up(session, telephony, now, follow_up)
-    if bundled:
-        send_bundles(session, telephony, now)
-    return sent
+    return outgoing, bundled
 
 
 def send_bundles(session: Session, telephony: Telephony, now: datetime) -> int:
