@@ -449,8 +449,15 @@ def send_pending(
     outgoing, bundled = _outgoing(session, batch, channels, now)
     session.commit()  # the claims are durable before Twilio is asked
     sent = 0
+    outage = False
     for page_id, to, text in outgoing:
+        if outage:
+            # Twilio is down, throttling or unreachable: the rest of the batch waits for the
+            # next try instead of each spending its own timeout on it (a tick stays short).
+            _release(session, page_id, now)
+            continue
         result = _request(telephony, page_id, text, to=to)
+        outage = isinstance(result, TelephonyError) and result.retryable
         follow_up = _record_sent(session, page_id, result, now)
         session.commit()
         if isinstance(result, str):
@@ -501,13 +508,23 @@ def send_bundles(session: Session, telephony: Telephony, now: datetime) -> int:
     session.commit()
     status_url = get_settings().public_url + "/twilio/status"
     sent = 0
+    outage = False
     for bundle_id, to, text in outgoing:
+        if outage:  # as in send_pending: the rest waits for the next try
+            session.execute(
+                update(PageBundle)
+                .where(PageBundle.id == bundle_id, PageBundle.status == bundles.SENDING)
+                .values(status=bundles.PENDING, retry_at=now + RETRY_FIRST, updated_at=now)
+            )
+            session.commit()
+            continue
         result: str | TelephonyError
         try:
             result = telephony.send_sms(to=to, body=text, status_callback=status_url)
         except TelephonyError as exc:
             log.warning("bundle %s not sent: code=%s status=%s", bundle_id, exc.code, exc.status)
             result = exc
+            outage = exc.retryable
         attempts = session.scalar(select(PageBundle.attempts).where(PageBundle.id == bundle_id))
         unreached = bundles.record_bundle(
             session, bundle_id, result, now, retry_at=now + retry_delay((attempts or 0) + 1)
@@ -558,6 +575,16 @@ def _request(
     except TelephonyError as exc:
         log.warning("page %s not sent: code=%s status=%s", page_id, exc.code, exc.status)
         return exc
+
+
+def _release(session: Session, page_id: int, now: datetime) -> None:
+    """A claimed page not tried: pending again, due at the first retry."""
+    session.execute(
+        update(Page)
+        .where(Page.id == page_id, Page.status == SENDING)
+        .values(status=PENDING, retry_at=now + RETRY_FIRST, updated_at=now)
+    )
+    session.commit()
 
 
 def _give_up_stuck(session: Session, now: datetime) -> None:

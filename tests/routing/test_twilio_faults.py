@@ -69,6 +69,8 @@ def test_while_twilio_fails_the_escalation_moves_on_and_every_page_goes_out_once
     assert all(r["retry"] for r in retries)
     assert {r["error_code"] for r in retries} == ({20500} if fault == "500" else {None})
     assert dispatch_of(db, "BS-2026-0001").state == DispatchState.OPEN  # nobody skipped
+    # One try per send while it is down, not one per page: a tick stays short.
+    assert len(twilio.requests) <= 8
 
     if fault == "500":
         twilio.set_down(False)
