@@ -61,9 +61,9 @@ def inbound_sms() -> Response:
         # Twilio itself stops (or resumes) every SMS to the number and answers the keyword;
         # Ali follows: calls instead of SMS until START. Nothing more to say.
         if keyword in OPT_IN_WORDS:
-            clear_sms_opt_out(session, operator, now, via="sms_start")
+            clear_sms_opt_out(session, operator, now, via="sms_start", actor=operator)
         else:
-            mark_sms_opted_out(session, operator, now, via="sms_stop")
+            mark_sms_opted_out(session, operator, now, via="sms_stop", actor=operator)
         session.commit()
         return message_reply(None)
     text, follow_up = answer_sms(session, operator, body, now)

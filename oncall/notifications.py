@@ -429,7 +429,9 @@ OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
 OPT_OUT_NOTICE_DAYS = 1
 
 
-def mark_sms_opted_out(session: Session, user: User, now: datetime, *, via: str) -> bool:
+def mark_sms_opted_out(
+    session: Session, user: User, now: datetime, *, via: str, actor: User | str = "twilio"
+) -> bool:
     """The operator cannot get SMS any more: alerts reach them by call, the rota managers
     hear of it (``tell_sms_opt_outs``). True if it is news."""
     if user.sms_opted_out_at is not None:
@@ -441,7 +443,7 @@ def mark_sms_opted_out(session: Session, user: User, now: datetime, *, via: str)
         action="update",
         object_type="user",
         object_id=user.id,
-        actor="twilio",
+        actor=actor,
         fields=["sms_opted_out_at"],
         detail={"via": via},
     )

@@ -180,3 +180,14 @@ def test_a_new_phone_is_not_opted_out(chain: Chain, db: Session) -> None:
     db.commit()
     db.refresh(chain.primary)
     assert chain.primary.sms_opted_out_at is None
+
+
+def test_an_sms_only_step_calls_an_operator_who_opted_out(
+    sender: Sender, chain: Chain, phone: Phone, db: Session
+) -> None:
+    chain.primary.sms_opted_out_at = T0
+    db.commit()
+    sender.post(EMERGENCY | {"urgency": "ordinary"})  # ordinary: step 1 is an SMS only
+    assert phone.sms_to(chain.primary) == []
+    assert len(phone.calls_to(chain.primary)) == 1
+    assert [p.channel.value for p in pages(db)] == ["voice"]
