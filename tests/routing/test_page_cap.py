@@ -83,9 +83,9 @@ def test_a_burst_past_the_cap_is_bundled_every_5_minutes_and_nothing_is_dropped(
     db.expire_all()
     for dispatch in db.scalars(select(Dispatch)):
         fired = db.scalars(
-            select(CaseEvent.at).where(
-                CaseEvent.case_id == dispatch.case_id, CaseEvent.kind == CaseEventKind.STEP
-            )
+            select(CaseEvent.at)
+            .where(CaseEvent.case_id == dispatch.case_id, CaseEvent.kind == CaseEventKind.STEP)
+            .order_by(CaseEvent.id)
         )
         assert [(at - T0) / timedelta(minutes=1) for at in fired] == [0, 3, 6, 11, 16, 21]
 
