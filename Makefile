@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TRANSLATIONS := core/translations
 export ALI_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: install run test lint typecheck pytest bench messages translations browser clean
+.PHONY: install run test lint typecheck pytest bench messages translations browser npm contract clean
 
 $(BIN)/ali: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
@@ -37,13 +37,28 @@ run: install
 # Browser tests drive Debian's chromium; install it when missing (CI and dev machines are root).
 # They check every page with axe-core from npm, kept in node_modules/ (not committed).
 AXE_CORE_VERSION := 4.14.1
-browser:
+browser: npm
 	@test -x /usr/bin/chromium || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "chromium is missing: sudo apt-get install -y chromium"; exit 1; fi; }
-	@grep -qs '"version": "$(AXE_CORE_VERSION)"' node_modules/axe-core/package.json || \
+
+# The contract test (tests/contract) runs Twilio's own OpenAPI description of API 2010 (from
+# @twilio/cli-core) under Prism's mock server; both pinned, from npm, into node_modules/ too.
+# Prism 5.14.2 is the last that runs on Node 20. A `npm install --no-save` removes what an
+# earlier one added, so every package goes in one install.
+PRISM_VERSION := 5.14.2
+TWILIO_CLI_CORE_VERSION := 9.0.0
+npm:
+	@command -v npm >/dev/null || { echo "npm is missing: apt-get install -y nodejs npm"; exit 1; }
+	@{ grep -qs '"version": "$(AXE_CORE_VERSION)"' node_modules/axe-core/package.json && \
+		grep -qs '"version": "$(PRISM_VERSION)"' node_modules/@stoplight/prism-cli/package.json && \
+		grep -qs '"version": "$(TWILIO_CLI_CORE_VERSION)"' node_modules/@twilio/cli-core/package.json; } || \
 		npm install --prefix "$(CURDIR)" --no-save --no-package-lock --no-audit --no-fund --silent \
-			axe-core@$(AXE_CORE_VERSION)
+			axe-core@$(AXE_CORE_VERSION) @stoplight/prism-cli@$(PRISM_VERSION) \
+			@twilio/cli-core@$(TWILIO_CLI_CORE_VERSION)
+
+contract: npm
+	@test -x node_modules/.bin/prism || { echo "Prism did not install into node_modules/"; exit 1; }
 
 lint: install
 	$(BIN)/ruff check .
@@ -51,7 +66,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install browser
+pytest: install browser contract
 	$(BIN)/pytest --cov=core --cov=intake --cov=routing --cov=oncall --cov-branch --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 test: lint typecheck pytest

@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "ALI_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "ALI_TWILIO_FROM_NUMBER": "+390212345678",
         "ALI_TWILIO_API_BASE": standin.base_url,
+        "ALI_PAGE_CAP_PER_HOUR": "1000000",  # throughput, not the hourly page cap
     }
     try:
         sqlite_url = f"sqlite:///{workdir / 'intake.sqlite3'}"

@@ -74,6 +74,8 @@ class Settings:
     ring_timeout_seconds: int = 18
     # Raw texts and call recordings are kept this long, then purged (at Twilio too).
     raw_text_retention_days: int = 30
+    # Past this many pages in an hour, an operator's further pages go out bundled.
+    page_cap_per_hour: int = 30
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -100,6 +102,14 @@ def _retention_days(value: str | None) -> int:
     if days < 1:
         raise SettingsError("ALI_RAW_TEXT_RETENTION_DAYS must be 1 or more days")
     return days
+
+
+def _page_cap(value: str | None) -> int:
+    cap = _int("PAGE_CAP_PER_HOUR", value, 30)
+    if cap < 1:
+        # Zero would bundle every page, the first alert of a case included.
+        raise SettingsError("ALI_PAGE_CAP_PER_HOUR must be 1 or more (pages per operator per hour)")
+    return cap
 
 
 def _dev_secret(instance_path: Path, name: str, make: str) -> str:
@@ -204,6 +214,7 @@ def load_settings(
         trusted_proxies=trusted_proxies,
         ring_timeout_seconds=_ring_timeout(env.get("ALI_RING_TIMEOUT_SECONDS")),
         raw_text_retention_days=_retention_days(env.get("ALI_RAW_TEXT_RETENTION_DAYS")),
+        page_cap_per_hour=_page_cap(env.get("ALI_PAGE_CAP_PER_HOUR")),
         secure_cookies=_bool(
             "SECURE_COOKIES", env.get("ALI_SECURE_COOKIES"), public_url.startswith("https://")
         ),

@@ -60,6 +60,11 @@ class User(Base):
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utc_now_default)
+    # Twilio refused an SMS with 21610 (the number texted STOP): alerts reach them by call
+    # until they text START or verify a phone again.
+    sms_opted_out_at: Mapped[datetime | None]
+    # Since when pages past ALI_PAGE_CAP_PER_HOUR go into bundles (None: under the cap).
+    page_cap_since: Mapped[datetime | None]
 
     # Flask-Login protocol
     @property

@@ -29,6 +29,8 @@ from core.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 DEFAULT_CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
+# Twilio's error for an SMS to a number that texted STOP: no SMS reaches it until START.
+SMS_OPTED_OUT = 21610
 
 
 class TelephonyError(Exception):
@@ -43,6 +45,11 @@ class TelephonyError(Exception):
     def retryable(self) -> bool:
         """Worth trying again later: throttling, Twilio's own outages, no connection."""
         return self.status is None or self.status == 429 or self.status >= 500
+
+    @property
+    def opted_out(self) -> bool:
+        """The number has opted out of SMS (STOP): calls still reach it."""
+        return self.code == SMS_OPTED_OUT
 
 
 RECORDING_SID = re.compile(r"RE[0-9a-f]{32}")

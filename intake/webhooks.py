@@ -21,6 +21,12 @@ from core.phones import InvalidPhone, normalise_phone
 from core.twilio import message_reply, twilio_signed
 from intake.sms import receive_text
 from intake.validation import printable
+from oncall.notifications import (
+    OPT_IN_WORDS,
+    OPT_OUT_WORDS,
+    clear_sms_opt_out,
+    mark_sms_opted_out,
+)
 from routing.dispatch import FollowUp
 from routing.followup import after_response
 from routing.replies import answer_sms
@@ -50,6 +56,16 @@ def inbound_sms() -> Response:
     )
     if operator is None:
         return _new_case_by_sms(sender, request.form.get("From", ""), body, now)
+    keyword = body.strip().upper()
+    if keyword in OPT_IN_WORDS | OPT_OUT_WORDS:
+        # Twilio itself stops (or resumes) every SMS to the number and answers the keyword;
+        # Ali follows: calls instead of SMS until START. Nothing more to say.
+        if keyword in OPT_IN_WORDS:
+            clear_sms_opt_out(session, operator, now, via="sms_start", actor=operator)
+        else:
+            mark_sms_opted_out(session, operator, now, via="sms_stop", actor=operator)
+        session.commit()
+        return message_reply(None)
     text, follow_up = answer_sms(session, operator, body, now)
     session.commit()
     after_response(follow_up)

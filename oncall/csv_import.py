@@ -380,6 +380,9 @@ def _update_user(user: User, operator: _OperatorRow) -> list[str]:
         # A number nobody has proved to be theirs must not receive pages as if verified.
         user.phone_verified_at = None
         changed.extend(["phone", "phone_verified_at"])
+        if user.sms_opted_out_at is not None:  # the STOP came from the old number
+            user.sms_opted_out_at = None
+            changed.append("sms_opted_out_at")
     if sorted(user.provinces) != sorted(operator.provinces):
         user.provinces = operator.provinces
         changed.append("provinces")

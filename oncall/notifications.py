@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -16,8 +17,10 @@ from datetime import UTC, datetime, time, timedelta
 from flask import Flask, current_app, has_app_context
 from flask_babel import force_locale, ngettext, pgettext
 from flask_babel import gettext as _
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.claims import Outcome, send_once
 from core.clock import ROME
 from core.config import get_settings
@@ -26,6 +29,8 @@ from core.models import Role, User, users_with_role
 from core.telephony import Telephony
 from oncall.chain import Gap, all_gaps, rostered_users
 from oncall.schedule import Shift, Tier
+
+log = logging.getLogger(__name__)
 
 DAY_BEFORE_AT = time(18, 0)
 # The start-of-shift reminder still goes out this long after the start (a worker that was
@@ -469,3 +474,107 @@ def warn_new_gaps(
                 # The daily warning will still carry it; a page save must not hang on Twilio.
                 return opened
     return opened
+
+
+# ---------------------------------------------------------------------------------------
+# SMS opt-outs (the operator texted STOP: Twilio refuses every SMS to them with 21610)
+
+# Twilio's own keywords (Advanced Opt-Out defaults): it stops or resumes delivery itself
+# and forwards the text; Ali follows what Twilio will do.
+OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
+# A notice that could not go out for this long (Twilio down all day) is not chased further.
+OPT_OUT_NOTICE_DAYS = 1
+
+
+def mark_sms_opted_out(
+    session: Session, user: User, now: datetime, *, via: str, actor: User | str = "twilio"
+) -> bool:
+    """The operator cannot get SMS any more: alerts reach them by call, the rota managers
+    hear of it (``tell_sms_opt_outs``). True if it is news."""
+    if user.sms_opted_out_at is not None:
+        return False
+    user.sms_opted_out_at = now
+    audit.record(
+        session,
+        now=now,
+        action="update",
+        object_type="user",
+        object_id=user.id,
+        actor=actor,
+        fields=["sms_opted_out_at"],
+        detail={"via": via},
+    )
+    log.warning("operator %s opted out of SMS (%s): alerts go by call", user.id, via)
+    return True
+
+
+def clear_sms_opt_out(
+    session: Session, user: User, now: datetime, *, via: str, actor: User | str = "twilio"
+) -> bool:
+    """SMS reach the operator again (they texted START, or have a newly verified phone)."""
+    if user.sms_opted_out_at is None:
+        return False
+    user.sms_opted_out_at = None
+    audit.record(
+        session,
+        now=now,
+        action="update",
+        object_type="user",
+        object_id=user.id,
+        actor=actor,
+        fields=["sms_opted_out_at"],
+        detail={"via": via},
+    )
+    log.info("operator %s gets SMS again (%s)", user.id, via)
+    return True
+
+
+def _opt_out_text(operator: User, manager: User) -> str:
+    text: str
+    with force_locale(manager.locale):
+        text = _(
+            "Ali: %(name)s has blocked SMS from Ali (STOP): alerts reach them by call only. "
+            "Ask them to text START to this number.",
+            name=operator.display_name,
+        )
+    return text
+
+
+def tell_sms_opt_outs(session: Session, telephony: Telephony, now: datetime) -> dict[str, int]:
+    """The rota managers of each province of an operator who opted out hear of it once per
+    opt-out. COMMITS (each notice is claimed before it is sent)."""
+    counts = {outcome.value: 0 for outcome in Outcome}
+    opted_out = list(
+        session.scalars(
+            select(User).where(
+                User.sms_opted_out_at > now - timedelta(days=OPT_OUT_NOTICE_DAYS),
+                User.active.is_(True),
+            )
+        )
+    )
+    for operator in opted_out:
+        since = operator.sms_opted_out_at
+        if since is None:  # pragma: no cover -- selected for it
+            continue
+        managers: dict[int, User] = {}
+        provinces: list[str | None] = list(operator.provinces) or [None]
+        for province in provinces:
+            for manager in rota_managers(session, province):
+                managers.setdefault(manager.id, manager)
+        for manager in managers.values():
+            if manager.id == operator.id or manager.sms_opted_out_at is not None:
+                continue
+            outcome = _send_to(
+                session,
+                telephony,
+                manager,
+                key=f"sms_opt_out:{operator.id}:{_stamp(since)}:{manager.id}",
+                kind="sms_opt_out",
+                body=_opt_out_text(operator, manager),
+                now=now,
+            )
+            counts[outcome.value] += 1
+            if outcome is Outcome.RETRY:
+                return counts
+    return counts

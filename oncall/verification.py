@@ -82,7 +82,11 @@ def set_phone(session: Session, *, user: User, phone: str | None, now: datetime)
         return False
     user.phone = phone
     user.phone_verified_at = None
-    _record_own_update(session, user=user, fields=["phone", "phone_verified_at"], now=now)
+    fields = ["phone", "phone_verified_at"]
+    if user.sms_opted_out_at is not None:
+        user.sms_opted_out_at = None  # the STOP was sent from the old number
+        fields.append("sms_opted_out_at")
+    _record_own_update(session, user=user, fields=fields, now=now)
     return True
 
 
@@ -174,4 +178,9 @@ def verify_code(session: Session, *, user: User, code: str, secret_key: str, now
         raise WrongCode(MAX_ATTEMPTS - row.attempts)
     row.verified_at = now
     user.phone_verified_at = now
-    _record_own_update(session, user=user, fields=["phone_verified_at"], now=now)
+    fields = ["phone_verified_at"]
+    if user.sms_opted_out_at is not None:
+        # The code arrived by SMS, so SMS reach this number again (they texted START).
+        user.sms_opted_out_at = None
+        fields.append("sms_opted_out_at")
+    _record_own_update(session, user=user, fields=fields, now=now)

@@ -130,6 +130,10 @@ def _helpers() -> dict[str, Any]:
             "swap_link": _("Swap"),
             "phone_not_verified": _("phone not verified"),
             "phone_warning": _("This operator has no verified phone: alerts may not reach them."),
+            "sms_blocked": _("SMS blocked (STOP)"),
+            "sms_blocked_warning": _(
+                "This operator texted STOP: alerts reach them by call only until they text START."
+            ),
         },
     }
 

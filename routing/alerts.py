@@ -94,6 +94,35 @@ def follow_up_sms(user: User, *, reference: str) -> str:
         )
 
 
+def bundle_sms(user: User, *, alerts_open: list[str], taken: list[str]) -> str:
+    """The SMS that stands for the pages past the operator's hourly cap: references only."""
+    with force_locale(locale_of(user)):
+        parts = []
+        if alerts_open:
+            parts.append(
+                _(
+                    "ALI: more alerts past your hourly limit: %(references)s. Reply OK and a "
+                    "reference to accept (e.g. OK BS-42).",
+                    references=", ".join(alerts_open),
+                )
+            )
+        if taken:
+            parts.append(_("ALI: already taken: %(references)s.", references=", ".join(taken)))
+        parts.append(f"{get_settings().public_url}/cases")
+        return " ".join(parts)
+
+
+def page_cap_notice(admin: User, *, operator: User, cap: int) -> str:
+    """To the admins, once per episode: an operator is past the hourly cap."""
+    with force_locale(locale_of(admin)):
+        return _(
+            "ALI: %(name)s has had %(cap)s alerts in the last hour; further ones go out bundled "
+            "in one SMS every 5 minutes. Check who else can take cases.",
+            name=operator.display_name,
+            cap=cap,
+        )
+
+
 def alert_prompt(user: User, *, reference: str, urgency: Urgency, province: str | None) -> str:
     with force_locale(locale_of(user)):
         return _(

@@ -35,9 +35,10 @@ from core import audit
 from core.config import get_settings
 from core.delivery import TERMINAL_FAILURES
 from core.models import DeliveryStatus, Role, User, users_with_role
-from core.telephony import Telephony, TelephonyError
+from core.telephony import SMS_OPTED_OUT, Telephony, TelephonyError
 from oncall.chain import OnCallChain, on_call_chain
-from routing import alerts
+from oncall.notifications import mark_sms_opted_out, tell_sms_opt_outs
+from routing import alerts, bundles
 from routing.lifecycle import change_status, record_event
 from routing.models import (
     Case,
@@ -47,6 +48,7 @@ from routing.models import (
     Dispatch,
     DispatchState,
     Page,
+    PageBundle,
     PageChannel,
     PageOutcome,
     PagePurpose,
@@ -71,6 +73,14 @@ CLAIM_BATCH = 100
 BROKEN_RETRY = timedelta(minutes=1)
 RETRY_FIRST = timedelta(seconds=5)
 RETRY_MAX = timedelta(minutes=1)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long a page (or a bundle) waits after its `attempts`-th retryable failure."""
+    delay: timedelta = min(RETRY_FIRST * 2 ** (attempts - 1), RETRY_MAX)
+    return delay
+
+
 # Longer than any request to Twilio can take (the client times out after 10 s).
 STUCK_AFTER = timedelta(minutes=2)
 
@@ -183,7 +193,7 @@ def fire_due_steps(
             dispatch.due_at = now
             continue
         for tier, user in recipients:
-            for channel in step.channels:
+            for channel in _channels_for(user, step.channels):
                 queued += (
                     _add_page(
                         session,
@@ -213,6 +223,14 @@ def fire_due_steps(
         )
         dispatch.due_at = now + timedelta(minutes=step.wait_minutes)
     return queued
+
+
+def _channels_for(user: User, channels: Sequence[PageChannel]) -> list[PageChannel]:
+    """The step's channels for this person: one who opted out of SMS (STOP) is called
+    instead."""
+    if user.sms_opted_out_at is None:
+        return list(channels)
+    return list(dict.fromkeys(PageChannel.VOICE if c == PageChannel.SMS else c for c in channels))
 
 
 def _decliners(session: Session, dispatch: Dispatch) -> set[int]:
@@ -298,6 +316,8 @@ def _add_page(
     `check=False` for a dispatch created in this transaction, which has none)."""
     if not user.phone:
         return None
+    if channel == PageChannel.SMS and user.sms_opted_out_at is not None:
+        return None  # Twilio would refuse it (21610): their pages go by call
     if check:
         session.flush()
         exists = session.scalar(
@@ -395,7 +415,8 @@ def send_pending(
     Twilio; each result is committed as soon as it is known, so a crash part-way leaves at
     most the page in flight unrecorded. A retryable failure (Twilio down, throttling, no
     connection) puts the page back to pending with a growing delay: it is sent when Twilio
-    recovers, while the escalation's timer keeps moving. Returns how many were sent.
+    recovers, while the escalation's timer keeps moving. Pages past their operator's hourly
+    cap go into a bundle instead (routing.bundles). Returns how many were sent.
     """
     claim = (
         update(Page)
@@ -425,20 +446,108 @@ def send_pending(
             select(Case.id, Case.channel).where(Case.id.in_({p.dispatch.case_id for p in batch}))
         )
     }
+    outgoing, bundled = _outgoing(session, batch, channels, now)
+    session.commit()  # the claims are durable before Twilio is asked
+    sent = 0
+    outage = False
+    for page_id, to, text in outgoing:
+        if outage:
+            # Twilio is down, throttling or unreachable: the rest of the batch waits for the
+            # next try instead of each spending its own timeout on it (a tick stays short).
+            _release(session, page_id, now)
+            continue
+        result = _request(telephony, page_id, text, to=to)
+        outage = isinstance(result, TelephonyError) and result.retryable
+        follow_up = _record_sent(session, page_id, result, now)
+        session.commit()
+        if isinstance(result, str):
+            sent += 1
+        if follow_up:
+            run_follow_up(session, telephony, now, follow_up)
+    if bundled:
+        send_bundles(session, telephony, now)
+    return sent
+
+
+def _outgoing(
+    session: Session, batch: list[Page], channels: dict[int, str], now: datetime
+) -> tuple[list[tuple[int, str, str | None]], bool]:
+    """What to send of a claimed batch: (page id, to, SMS text or None for a call), and
+    whether pages past the hourly cap went into bundles instead."""
     outgoing: list[tuple[int, str, str | None]] = []  # page id, to, SMS text (None: a call)
+    live = [
+        page
+        for page in batch
+        if page.purpose == PagePurpose.TAKEN or page.dispatch.state != DispatchState.ACCEPTED
+    ]
+    over = bundles.past_the_cap(session, live, now)
+    if over:
+        bundles.lock_operators(session, {page.operator_id for page in live if page.id in over})
+    bundled = False
     for page in batch:
         if page.purpose != PagePurpose.TAKEN and page.dispatch.state == DispatchState.ACCEPTED:
             page.status = CANCELED  # taken before this page left: it is never sent
-        elif page.channel == PageChannel.SMS:
+            continue
+        if page.id in over:
+            bundles.add_to_bundle(session, page, now)
+            bundled = True
+            continue
+        if page.operator.page_cap_since is not None:
+            bundles.under_the_cap(page.operator)
+        if page.channel == PageChannel.SMS:
             body = _sms_text(page, Channel(channels[page.dispatch.case_id]))
             outgoing.append((page.id, page.to, body))
         else:
             outgoing.append((page.id, page.to, None))
-    session.commit()  # the claims are durable before Twilio is asked
+    return outgoing, bundled
+
+
+def send_bundles(session: Session, telephony: Telephony, now: datetime) -> int:
+    """Send every bundle due now (see routing.bundles); COMMITS. Returns how many went out."""
+    outgoing = bundles.claim_due_bundles(session, now)
+    session.commit()
+    status_url = get_settings().public_url + "/twilio/status"
     sent = 0
-    for page_id, to, text in outgoing:
-        result = _request(telephony, page_id, text, to=to)
-        follow_up = _record_sent(session, page_id, result, now)
+    outage = False
+    for bundle_id, to, text in outgoing:
+        if outage:  # as in send_pending: the rest waits for the next try
+            session.execute(
+                update(PageBundle)
+                .where(PageBundle.id == bundle_id, PageBundle.status == bundles.SENDING)
+                .values(status=bundles.PENDING, retry_at=now + RETRY_FIRST, updated_at=now)
+            )
+            session.commit()
+            continue
+        result: str | TelephonyError
+        try:
+            result = telephony.send_sms(to=to, body=text, status_callback=status_url)
+        except TelephonyError as exc:
+            log.warning("bundle %s not sent: code=%s status=%s", bundle_id, exc.code, exc.status)
+            result = exc
+            outage = exc.retryable
+        attempts = session.scalar(select(PageBundle.attempts).where(PageBundle.id == bundle_id))
+        unreached = bundles.record_bundle(
+            session, bundle_id, result, now, retry_at=now + retry_delay((attempts or 0) + 1)
+        )
+        follow_up = FollowUp()
+        if isinstance(result, TelephonyError) and result.opted_out:
+            bundle = session.get(PageBundle, bundle_id)
+            if bundle is not None:
+                mark_sms_opted_out(session, bundle.operator, now, via="error_21610")
+        if isinstance(result, TelephonyError) and not result.retryable:
+            for page in unreached:
+                page.status = FAILED
+                page.error_code = result.code
+                _page_event(
+                    session,
+                    page,
+                    CaseEventKind.PAGE_FAILED,
+                    now,
+                    actor=SYSTEM,
+                    error_code=result.code,
+                    bundled=True,
+                )
+                follow_up.merge(_unreached(session, page, now))
         session.commit()
         if isinstance(result, str):
             sent += 1
@@ -466,6 +575,16 @@ def _request(
     except TelephonyError as exc:
         log.warning("page %s not sent: code=%s status=%s", page_id, exc.code, exc.status)
         return exc
+
+
+def _release(session: Session, page_id: int, now: datetime) -> None:
+    """A claimed page not tried: pending again, due at the first retry."""
+    session.execute(
+        update(Page)
+        .where(Page.id == page_id, Page.status == SENDING)
+        .values(status=PENDING, retry_at=now + RETRY_FIRST, updated_at=now)
+    )
+    session.commit()
 
 
 def _give_up_stuck(session: Session, now: datetime) -> None:
@@ -513,7 +632,7 @@ def _record_sent(
         if result.retryable:
             page.status = PENDING
             page.attempts += 1
-            page.retry_at = now + min(RETRY_FIRST * 2 ** (page.attempts - 1), RETRY_MAX)
+            page.retry_at = now + retry_delay(page.attempts)
             _page_event(
                 session,
                 page,
@@ -529,6 +648,10 @@ def _record_sent(
         _page_event(
             session, page, CaseEventKind.PAGE_FAILED, now, actor=SYSTEM, error_code=result.code
         )
+        if result.opted_out:
+            # STOP: no SMS reaches them any more; the call of this step (or its fallback
+            # call, just below) and every later step's call still do.
+            mark_sms_opted_out(session, page.operator, now, via="error_21610")
         return _unreached(session, page, now)
     page.provider_sid = result
     page.status = "sent" if page.channel == PageChannel.SMS else "queued"
@@ -625,6 +748,8 @@ def page_status_changed(session: Session, row: DeliveryStatus, now: datetime) ->
         page.status = row.status
         page.updated_at = now
         _page_event(session, page, CaseEventKind.PAGE_STATUS, now, error_code=row.error_code)
+    if row.error_code == SMS_OPTED_OUT and page.channel == PageChannel.SMS:
+        mark_sms_opted_out(session, page.operator, now, via="error_21610")
     if page.outcome is not None or page.purpose == PagePurpose.TAKEN:
         return FollowUp()
     if row.status in TERMINAL_FAILURES or (
@@ -953,7 +1078,13 @@ def escalate(session: Session, telephony: Telephony, now: datetime) -> dict[str,
     """The worker's job: pages stuck in flight given up, every due step fired, every pending
     page sent."""
     _give_up_stuck(session, now)
-    return advance(session, telephony, now)
+    done = advance(session, telephony, now)
+    # Bundles due by their 5-minute timer or waiting for a retry, then the notices: after the
+    # pages, so a busy night's alerts never queue behind them.
+    send_bundles(session, telephony, now)
+    bundles.tell_admins(session, telephony, now)
+    tell_sms_opt_outs(session, telephony, now)
+    return done
 
 
 def dispatch_of_case(session: Session, case_id: int) -> Dispatch | None:

@@ -240,6 +240,7 @@ class Page(Base):
         UniqueConstraint("dispatch_id", "step", "operator_id", "channel", "purpose"),
         Index("ix_pages_status", "status"),
         Index("ix_pages_to_created_at", "to", "created_at"),
+        Index("ix_pages_operator_id_sent_at", "operator_id", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -263,6 +264,32 @@ class Page(Base):
     # Twilio down, throttling, no connection: the page waits, pending, until retry_at.
     attempts: Mapped[int] = mapped_column(default=0)
     retry_at: Mapped[datetime | None]
+    # Past the operator's hourly cap: status `bundled`, listed in this bundle's SMS instead.
+    bundle_id: Mapped[int | None] = mapped_column(ForeignKey("page_bundles.id"), index=True)
 
     dispatch: Mapped[Dispatch] = relationship()
+    operator: Mapped[User] = relationship()
+
+
+class PageBundle(Base):
+    """One SMS listing the references of the pages an operator got past the hourly cap
+    (ALI_PAGE_CAP_PER_HOUR): at most one every 5 minutes. A durable timer like a dispatch:
+    pending until `due_at`, claimed by one sender (pending → sending), then the provider's id."""
+
+    __tablename__ = "page_bundles"
+    __table_args__ = (Index("ix_page_bundles_status_due_at", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    to: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))  # pending, sending, sent, failed, canceled
+    due_at: Mapped[datetime]
+    provider_sid: Mapped[str | None] = mapped_column(String(40), unique=True)
+    error_code: Mapped[int | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    retry_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
     operator: Mapped[User] = relationship()

@@ -4,7 +4,7 @@ Two halves, both for tests:
 
 * ``TwilioStandIn`` serves the few REST endpoints Ali uses (Messages and Calls of API
   2010-04-01) on 127.0.0.1, answers with Twilio-shaped JSON and Twilio-shaped errors, records
-  every request, and can fail on purpose (``fail_next``, ``set_down``).
+  every request, and can fail on purpose (``fail_next``, ``set_down``, ``set_dropping``).
 * ``TwilioWebhooks`` posts requests signed exactly as Twilio signs them (``X-Twilio-Signature``
   over the public URL plus the sorted form parameters) through a ``Transport``: the Flask test
   client (``flask_transport``) or real HTTP (``http_transport``). ``TwilioStandIn.send_*`` fire
@@ -17,6 +17,7 @@ import hmac
 import json
 import re
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -760,6 +761,8 @@ class TwilioStandIn:
         self._recordings: dict[str, StoredRecording] = {}
         self._failures: list[_Failure] = []
         self._down = False
+        self._down_status = 503
+        self._dropping = False
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -865,6 +868,8 @@ class TwilioStandIn:
             self._recordings.clear()
             self._failures.clear()
             self._down = False
+            self._down_status = 503
+            self._dropping = False
 
     # -- failures on purpose
 
@@ -891,10 +896,18 @@ class TwilioStandIn:
         with self._lock:
             self._failures.extend([failure] * n)
 
-    def set_down(self, down: bool = True) -> None:
-        """While down, every API request is answered 503 (code 20503)."""
+    def set_down(self, down: bool = True, *, status: int = 503) -> None:
+        """While down, every API request is answered ``status`` (503, code 20503, unless
+        told otherwise: 500 for Twilio's own errors, 429 for throttling)."""
         with self._lock:
             self._down = down
+            self._down_status = status
+
+    def set_dropping(self, dropping: bool = True) -> None:
+        """While dropping, every API request is read and recorded (status 0), then its
+        connection closed with no answer at all: a network cut, not an error from Twilio."""
+        with self._lock:
+            self._dropping = dropping
 
     # -- state changes a test drives
 
@@ -1075,12 +1088,36 @@ class TwilioStandIn:
             and hmac.compare_digest(auth.password or "", self.auth_token)
         )
         problem_details = False
+        with self._lock:
+            dropping = self._dropping
+        if dropping:
+            with self._lock:
+                self._requests.append(
+                    RecordedRequest(
+                        method=request.method,
+                        path=request.path,
+                        form=form,
+                        authorized=authorized,
+                        at=at,
+                    )
+                )
+            # Closed before a byte of an answer: the client sees the connection go; the
+            # server's own attempt to answer then meets the closed socket and gives up.
+            environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+            start_response("500 INTERNAL SERVER ERROR", [])
+            return []
         try:
             with self._lock:
                 failure = self._failures.pop(0) if self._failures else None
                 down = self._down
+                down_status = self._down_status
             if down:
-                failure = _Failure(503, 20503, "Service Unavailable", problem_details=False)
+                failure = _Failure(
+                    down_status,
+                    _DEFAULT_CODES.get(down_status),
+                    HTTPStatus(down_status).phrase,
+                    problem_details=False,
+                )
             if failure is not None:
                 problem_details = failure.problem_details
                 raise TwilioApiError(failure.status, failure.code, failure.message)

@@ -62,6 +62,8 @@ def test_lists_and_rotation_are_parsed(tmp_path: Path) -> None:
         ("ALI_ENV", "prod"),
         ("ALI_RAW_TEXT_RETENTION_DAYS", "0"),
         ("ALI_RAW_TEXT_RETENTION_DAYS", "a month"),
+        ("ALI_PAGE_CAP_PER_HOUR", "0"),
+        ("ALI_PAGE_CAP_PER_HOUR", "many"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(
@@ -69,3 +71,8 @@ def test_bad_values_are_refused_with_the_variable_named(
 ) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings({name: value}, tmp_path)
+
+
+def test_the_page_cap_defaults_to_30_an_hour(tmp_path: Path) -> None:
+    assert load_settings({}, tmp_path).page_cap_per_hour == 30
+    assert load_settings({"ALI_PAGE_CAP_PER_HOUR": "50"}, tmp_path).page_cap_per_hour == 50

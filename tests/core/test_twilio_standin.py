@@ -363,6 +363,35 @@ def test_twilio_down_answers_503_until_it_is_back(
     assert [c.sid for c in standin.calls] == [sid]
 
 
+def test_twilio_down_with_500_answers_20500_until_it_is_back(
+    standin: TwilioStandIn, twilio_client: Client
+) -> None:
+    standin.set_down(True, status=500)
+    with pytest.raises(TwilioRestException) as raised:
+        twilio_client.messages.create(to=OPERATOR_NUMBER, from_=TWILIO_NUMBER, body="x")
+    assert (raised.value.status, raised.value.code) == (500, 20500)
+
+    standin.set_down(False)
+    message = twilio_client.messages.create(to=OPERATOR_NUMBER, from_=TWILIO_NUMBER, body="x")
+
+    assert [m.sid for m in standin.messages] == [message.sid]
+
+
+def test_dropping_closes_the_connection_with_no_answer(
+    standin: TwilioStandIn, twilio_client: Client
+) -> None:
+    standin.set_dropping()
+    with pytest.raises(requests.ConnectionError):
+        twilio_client.messages.create(to=OPERATOR_NUMBER, from_=TWILIO_NUMBER, body="x")
+    assert standin.messages == []
+    assert [r.status for r in standin.requests] == [0]  # it arrived, nothing was answered
+
+    standin.set_dropping(False)
+    twilio_client.messages.create(to=OPERATOR_NUMBER, from_=TWILIO_NUMBER, body="x")
+
+    assert len(standin.messages) == 1
+
+
 def test_fetch_and_update_call(standin: TwilioStandIn, twilio_client: Client) -> None:
     sid = _new_call(twilio_client)
     standin.set_call_status(sid, "in-progress")

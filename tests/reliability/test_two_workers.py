@@ -63,7 +63,13 @@ def test_two_worker_processes_send_each_page_once(
     at = clock.now() + timedelta(minutes=3)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ALI_")},
-        **ali_environ(database_url, tmp_path, ALI_TWILIO_API_BASE=twilio.base_url),
+        # 80 pages to the primary in minutes: past the hourly cap, which is not tested here.
+        **ali_environ(
+            database_url,
+            tmp_path,
+            ALI_TWILIO_API_BASE=twilio.base_url,
+            ALI_PAGE_CAP_PER_HOUR="1000",
+        ),
         "PYTHONPATH": str(ROOT),
     }
     workers = [

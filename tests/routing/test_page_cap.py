@@ -1,0 +1,137 @@
+"""The hourly page cap: a burst of cases to one province floods nobody's phone, drops nothing,
+slows no escalation, and the admins hear of it once per episode."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from itertools import pairwise
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.models import User
+from routing.models import CaseEvent, CaseEventKind, Dispatch, PageBundle
+from tests.alerting import Chain, Phone, pages
+from tests.conftest import T0, UserFactory
+from tests.intake.signed import Sender
+from tests.twilio_standin import TwilioStandIn
+
+CASES = 20
+CAP = 30  # ALI_PAGE_CAP_PER_HOUR's default
+REFERENCE = re.compile(r"BS-2026-\d{4}")
+
+
+def _burst(sender: Sender) -> None:
+    for n in range(CASES):
+        body = {
+            "external_id": f"NV-{n}",
+            "province": "BS",
+            "urgency": "emergency",
+            "summary": "Maria, 19 anni, chiede aiuto in via Roma",
+        }
+        assert sender.post(body).status_code == 201
+
+
+def _bundles(db: Session, user: User) -> list[PageBundle]:
+    db.expire_all()
+    return list(
+        db.scalars(
+            select(PageBundle).where(PageBundle.operator_id == user.id).order_by(PageBundle.id)
+        )
+    )
+
+
+def _bundle_texts(phone: Phone, user: User) -> list[str]:
+    return [text for text in phone.sms_to(user) if "limite orario" in text]
+
+
+def test_a_burst_past_the_cap_is_bundled_every_5_minutes_and_nothing_is_dropped(
+    sender: Sender,
+    chain: Chain,
+    phone: Phone,
+    db: Session,
+    twilio: TwilioStandIn,
+    make_user: UserFactory,
+) -> None:
+    admin = make_user(name="Ada Admin", roles=("admin",), provinces=())
+    _burst(sender)
+
+    # The first 30 pages (15 cases by SMS and call) reach the primary one by one; the rest
+    # wait in bundles, the first of which goes at once.
+    alerts = [t for t in phone.sms_to(chain.primary) if "limite orario" not in t]
+    assert len(alerts) == CAP // 2
+    assert len(phone.calls_to(chain.primary)) == CAP // 2
+    [first] = _bundle_texts(phone, chain.primary)
+    assert REFERENCE.findall(first) == ["BS-2026-0016"]
+    assert first.endswith("https://ali.example.org/cases")
+    for private in ("Maria", "Roma", "19 anni"):
+        assert private not in first
+    bundled = [p for p in pages(db) if p.status == "bundled"]
+    assert {p.operator_id for p in bundled} == {chain.primary.id}
+    assert len(bundled) == 2 * (CASES - CAP // 2)
+
+    phone.tick()
+    [notice] = phone.sms_to(admin)
+    assert "Paola Primaria" in notice
+    assert "30" in notice
+
+    for _minute in range(30):  # every step and repeat of every case, a tick a minute
+        phone.tick(minutes=1)
+
+    # Escalation timing is unaffected: every case, bundled or not, stepped on schedule.
+    db.expire_all()
+    for dispatch in db.scalars(select(Dispatch)):
+        fired = db.scalars(
+            select(CaseEvent.at)
+            .where(CaseEvent.case_id == dispatch.case_id, CaseEvent.kind == CaseEventKind.STEP)
+            .order_by(CaseEvent.id)
+        )
+        assert [(at - T0) / timedelta(minutes=1) for at in fired] == [0, 3, 6, 11, 16, 21]
+
+    # Never dropped: every case reached the primary's phone, alone or in a bundle.
+    texts = phone.sms_to(chain.primary)
+    seen = {ref for text in texts for ref in REFERENCE.findall(text)}
+    assert seen == {f"BS-2026-{n:04d}" for n in range(1, CASES + 1)}
+    for page in pages(db):
+        assert page.status != "pending"
+        assert (page.status == "bundled") == (page.bundle_id is not None)
+    # At most one bundle every 5 minutes, each sent once.
+    sent = [b for b in _bundles(db, chain.primary) if b.status == "sent"]
+    assert len(sent) >= 2
+    assert len(_bundle_texts(phone, chain.primary)) == len(sent)
+    times = [b.sent_at for b in sent if b.sent_at is not None]
+    assert all(later - earlier >= timedelta(minutes=5) for earlier, later in pairwise(times))
+    assert all(b.status in {"sent", "canceled"} for b in _bundles(db, chain.primary))
+    # Step 2 took the backup past the cap too: one notice per operator and episode.
+    admin_texts = phone.sms_to(admin)
+    assert sum("Paola Primaria" in text for text in admin_texts) == 1
+    assert sum("Bruno Backup" in text for text in admin_texts) == 1
+
+    # An hour after the burst the primary is back under the cap: the episode is over, and
+    # the next case reaches them on its own.
+    phone.tick(minutes=40)
+    db.refresh(chain.primary)
+    assert chain.primary.page_cap_since is None
+    before = len(phone.sms_to(chain.primary))
+    sender.post({"external_id": "NV-late", "province": "BS", "urgency": "emergency"})
+    [late] = phone.sms_to(chain.primary)[before:]
+    assert late.startswith("ALI BS-2026-0021 EMERGENZA")
+    assert len(phone.sms_to(admin)) == len(admin_texts)
+
+
+def test_a_bundle_goes_out_when_twilio_recovers(
+    sender: Sender, chain: Chain, phone: Phone, db: Session, twilio: TwilioStandIn
+) -> None:
+    _burst(sender)
+    phone.tick()
+    twilio.set_down(status=500)
+    phone.tick(minutes=5)  # the second bundle is due, Twilio refuses it
+    [waiting] = [b for b in _bundles(db, chain.primary) if b.status == "pending"]
+    assert waiting.attempts >= 1
+    assert len(_bundle_texts(phone, chain.primary)) == 1
+    twilio.set_down(False)
+    phone.tick(minutes=1)
+    texts = _bundle_texts(phone, chain.primary)
+    assert len(texts) == 2
+    assert set(REFERENCE.findall(texts[1])) >= {f"BS-2026-{n:04d}" for n in range(17, 21)}
