@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core import auth, crypto, db, errors, i18n, nav, scheduler, telephony
+from core import auth, crypto, db, errors, i18n, metrics, nav, scheduler, telephony
 from core.clock import Clock, SystemClock
 from core.config import Settings, load_settings
 from core.models import Role
@@ -89,6 +89,7 @@ def create_app(
     csrf.exempt(webhooks.bp)
     errors.init_app(app)
     cli.init_app(app)
+    metrics.init_app(app)
 
     for name in FEATURES:
         module = importlib.import_module(name)

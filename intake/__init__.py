@@ -10,7 +10,9 @@ def init_app(app: Flask) -> None:
     # Imported here: the feature plugs into an app that core has already built.
     from core.app import csrf  # noqa: PLC0415
     from core.cli import add_demo_seeder  # noqa: PLC0415
+    from core.metrics import register_metrics  # noqa: PLC0415
     from intake import api, cli, demo, recordings, views, voice, webhooks  # noqa: PLC0415
+    from intake.metrics import intake_metrics  # noqa: PLC0415
 
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
@@ -24,3 +26,4 @@ def init_app(app: Flask) -> None:
     csrf.exempt(api.bp)
     cli.init_app(app)
     add_demo_seeder(app, demo.seed_intake)
+    register_metrics(app, intake_metrics)

@@ -15,12 +15,15 @@ def init_app(app: Flask) -> None:
     # Imported here: the feature plugs into an app that core has already built.
     from core.app import csrf  # noqa: PLC0415
     from core.delivery import add_status_listener  # noqa: PLC0415
+    from core.metrics import register_metrics  # noqa: PLC0415
     from routing import jobs, webhooks  # noqa: PLC0415
+    from routing.metrics import routing_metrics  # noqa: PLC0415
 
     app.register_blueprint(webhooks.bp)
     csrf.exempt(webhooks.bp)
     add_status_listener(app, _page_status)
     jobs.init_app(app)
+    register_metrics(app, routing_metrics)
 
 
 def _page_status(session: Session, row: DeliveryStatus, now: datetime) -> None:
