@@ -82,7 +82,7 @@ def create_app(
     if settings.telephony_backend == "sandbox":
         nav.register_nav(app, nav.NavItem("core.sandbox", _l("Sandbox outbox"), (Role.ADMIN,)))
 
-    from core import cli, views, webhooks  # noqa: PLC0415 -- blueprints need the app
+    from core import account, admin, cli, views, webhooks  # noqa: PLC0415 -- blueprints need the app
 
     app.register_blueprint(views.bp)
     app.register_blueprint(webhooks.bp)
@@ -90,6 +90,8 @@ def create_app(
     errors.init_app(app)
     cli.init_app(app)
     metrics.init_app(app)
+    account.init_app(app)
+    admin.init_app(app)
 
     for name in FEATURES:
         module = importlib.import_module(name)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -244,3 +245,19 @@ def all_users(session: Session) -> list[User]:
 
 def role_codes() -> Iterable[str]:
     return [role.value for role in Role]
+
+
+# What deactivating a person would break, told to the admin before they confirm. Features
+# above core know (oncall: the rota gaps it opens) and register a check; core cannot import
+# them. A check returns sentences for the admin, already translated.
+DeactivationCheck = Callable[[Session, User, datetime], list[str]]
+_CHECKS_KEY = "ali.deactivation_checks"
+
+
+def register_deactivation_check(app: Flask, check: DeactivationCheck) -> None:
+    app.extensions.setdefault(_CHECKS_KEY, []).append(check)
+
+
+def deactivation_consequences(session: Session, user: User, now: datetime) -> list[str]:
+    checks: list[DeactivationCheck] = current_app.extensions.get(_CHECKS_KEY, [])
+    return [line for check in checks for line in check(session, user, now)]
