@@ -295,6 +295,7 @@ def audit_log() -> tuple[str, int]:
         actions=actions,
         people=people,
         names=names,
+        labels=audit.object_labels(db, entries),
         error=error,
         previous_url=_page_url(query, page_number - 1) if page_number > 1 else None,
         next_url=_page_url(query, page_number + 1) if page_number < last_page else None,

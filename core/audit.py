@@ -6,12 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import has_request_context, request
+from flask import Flask, current_app, has_request_context, request
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
@@ -140,6 +140,30 @@ def known_values(session: Session) -> tuple[list[str], list[str]]:
     )
     actions = session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action))
     return list(types), list(actions)
+
+
+# The viewer shows a case as its reference, not its row id: features above core register how
+# to name their objects (core cannot import them). Labels carry no personal data.
+ObjectLabeller = Callable[[Session, list[str]], dict[str, str]]
+_LABELLERS_KEY = "ali.audit_labellers"
+
+
+def register_object_labels(app: Flask, object_type: str, labeller: ObjectLabeller) -> None:
+    app.extensions.setdefault(_LABELLERS_KEY, {})[object_type] = labeller
+
+
+def object_labels(session: Session, entries: Iterable[AuditEntry]) -> dict[tuple[str, str], str]:
+    """(object type, object id) -> label, for the entries whose type has a labeller."""
+    labellers: dict[str, ObjectLabeller] = current_app.extensions.get(_LABELLERS_KEY, {})
+    wanted: dict[str, set[str]] = {}
+    for entry in entries:
+        if entry.object_id is not None and entry.object_type in labellers:
+            wanted.setdefault(entry.object_type, set()).add(entry.object_id)
+    return {
+        (object_type, object_id): label
+        for object_type, ids in wanted.items()
+        for object_id, label in labellers[object_type](session, sorted(ids)).items()
+    }
 
 
 CSV_COLUMNS = (

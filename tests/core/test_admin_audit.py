@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.models import AuditEntry, User
+from routing.models import Case
 from tests.conftest import UserFactory, csrf_token, login
+from tests.intake.signed import Sender
 
 
 def _entries(db: Session, reader: User, writer: User) -> None:
@@ -142,3 +144,45 @@ def test_export_needs_the_csrf_token(client: FlaskClient, make_user: UserFactory
     admin = make_user(roles=("admin",), provinces=())
     login(client, admin.email)
     assert client.post("/admin/audit/export", data={}).status_code == 400
+
+
+def test_a_rome_day_of_25_hours_is_searched_whole(
+    client: FlaskClient, make_user: UserFactory, db: Session
+) -> None:
+    # 25 October 2026: clocks go back at 03:00, the Rome day runs 22:00 UTC to 23:00 UTC.
+    admin = make_user(roles=("admin",), provinces=())
+    for n, at in enumerate(
+        (
+            datetime(2026, 10, 24, 21, 59, tzinfo=UTC),  # 23:59 on the 24th in Rome
+            datetime(2026, 10, 24, 22, 0, tzinfo=UTC),  # 00:00 on the 25th
+            datetime(2026, 10, 25, 22, 59, tzinfo=UTC),  # 23:59 on the 25th
+            datetime(2026, 10, 25, 23, 0, tzinfo=UTC),  # 00:00 on the 26th
+        )
+    ):
+        audit.record(db, now=at, action="read", object_type="case", object_id=str(n), actor="cli")
+    db.commit()
+    login(client, admin.email)
+    day = client.get("/admin/audit?object_type=case&from=2026-10-25&to=2026-10-25").text
+    assert _rows(day) == 2
+    assert ">case 1<" in day
+    assert ">case 2<" in day
+
+
+def test_a_case_is_shown_by_its_reference(
+    client: FlaskClient, make_user: UserFactory, db: Session, sender: Sender
+) -> None:
+    assert sender.post({"external_id": "NV-9", "province": "BS"}).status_code == 201
+    case_id = db.scalars(select(Case.id)).one()
+    admin = make_user(roles=("admin",), provinces=())
+    audit.record(
+        db,
+        now=datetime(2026, 11, 24, tzinfo=UTC),
+        action="read",
+        object_type="case",
+        object_id=case_id,
+        actor=admin,
+    )
+    db.commit()
+    login(client, admin.email)
+    page = client.get(f"/admin/audit?object_type=case&object_id={case_id}").text
+    assert "(BS-2026-0001)" in page
