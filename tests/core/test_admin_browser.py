@@ -26,6 +26,14 @@ from tests.browser import (  # noqa: F401 -- fixtures, used by name
 from tests.conftest import UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _sqlite_only(database_url: str) -> None:
+    # The pages' SQL is covered on both databases by the HTTP tests; a browser adds nothing
+    # database-specific and costs a minute on a 2-core machine.
+    if not database_url.startswith("sqlite"):
+        pytest.skip("browser tests run on SQLite")
+
+
 def _checked(page: Page) -> None:
     assert horizontal_overflow(page) <= 0
     assert axe_violations(page) == []
