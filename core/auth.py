@@ -148,6 +148,12 @@ def authenticate(
     return user
 
 
+def record_refusal(db: Session, *, now: datetime, user: User | None, reason: str) -> None:
+    """A refused attempt that does not count towards the lockout (the account is already
+    locked or inactive): audited as login_failed, which the address throttle counts."""
+    _failed(db, now, user, reason)
+
+
 def _failed(db: Session, now: datetime, user: User | None, reason: str) -> None:
     audit.record(
         db,

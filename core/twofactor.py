@@ -13,7 +13,7 @@ import segno
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.auth import LoginRefused, check_address, count_failure, is_locked
+from core.auth import LoginRefused, check_address, count_failure, is_locked, record_refusal
 from core.config import Settings
 from core.models import Role, User
 
@@ -146,7 +146,7 @@ def verify_login_code(
     passwords. Returns how the user got in (``totp`` or ``recovery_code``), audited."""
     check_address(session, settings=settings, now=now, remote_addr=remote_addr)
     if not user.active or is_locked(user, now) or user.totp_secret is None:
-        count_failure(session, settings=settings, now=now, user=user, reason="locked")
+        record_refusal(session, now=now, user=user, reason="locked")
         raise LoginRefused("locked")
     cleaned = _clean_code(code)
     method: str | None = None

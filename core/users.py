@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -241,10 +241,6 @@ def change_own_password(session: Session, user: User, *, password: str, now: dat
 def all_users(session: Session) -> list[User]:
     """Everyone, active first, by name."""
     return list(session.scalars(select(User).order_by(User.active.desc(), User.display_name)))
-
-
-def role_codes() -> Iterable[str]:
-    return [role.value for role in Role]
 
 
 # What deactivating a person would break, told to the admin before they confirm. Features

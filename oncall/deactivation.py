@@ -14,16 +14,21 @@ from core.models import User
 from core.users import register_deactivation_check
 from oncall.chain import Gap, upcoming_shifts
 from oncall.notifications import gap_window
-from oncall.schedule import Tier
+from oncall.schedule import Shift, Tier
 
 
-def gaps_opened(session: Session, user: User, now: datetime) -> list[tuple[str, Gap]]:
-    """The primary shifts the user holds in the next 14 days: a deactivated holder is dropped
-    from every resolved schedule (oncall.chain), so each becomes a gap with nobody on call."""
+def held_shifts(session: Session, user: User, now: datetime) -> list[tuple[str | None, Shift]]:
+    """Every shift the user holds in the next 14 days (province None: coordinators')."""
     start, end = gap_window(now)
+    return upcoming_shifts(session, user_id=user.id, start=start, end=end)
+
+
+def gaps_opened(held: list[tuple[str | None, Shift]]) -> list[tuple[str, Gap]]:
+    """The primary shifts among ``held``: a deactivated holder is dropped from every resolved
+    schedule (oncall.chain), so each becomes a gap with nobody on call."""
     return [
         (province, (segment.start, segment.end))
-        for province, segment in upcoming_shifts(session, user_id=user.id, start=start, end=end)
+        for province, segment in held
         if segment.tier is Tier.PRIMARY and province is not None
     ]
 
@@ -31,8 +36,7 @@ def gaps_opened(session: Session, user: User, now: datetime) -> list[tuple[str, 
 def describe_consequences(session: Session, user: User, now: datetime) -> list[str]:
     if not user.active:
         return []
-    start, end = gap_window(now)
-    held = upcoming_shifts(session, user_id=user.id, start=start, end=end)
+    held = held_shifts(session, user, now)
     lines = [
         _(
             "Gap in %(province)s: no primary on call from %(start)s to %(end)s.",
@@ -40,7 +44,7 @@ def describe_consequences(session: Session, user: User, now: datetime) -> list[s
             start=format_when(gap_start),
             end=format_when(gap_end),
         )
-        for province, (gap_start, gap_end) in gaps_opened(session, user, now)
+        for province, (gap_start, gap_end) in gaps_opened(held)
     ]
     backups = sum(1 for _p, segment in held if segment.tier is Tier.BACKUP)
     if backups:
