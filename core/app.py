@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core import auth, crypto, db, errors, i18n, nav, scheduler, telephony
+from core import auth, crypto, db, errors, i18n, metrics, nav, scheduler, telephony
 from core.clock import Clock, SystemClock
 from core.config import Settings, load_settings
 from core.models import Role
@@ -82,13 +82,16 @@ def create_app(
     if settings.telephony_backend == "sandbox":
         nav.register_nav(app, nav.NavItem("core.sandbox", _l("Sandbox outbox"), (Role.ADMIN,)))
 
-    from core import cli, views, webhooks  # noqa: PLC0415 -- blueprints need the app
+    from core import account, admin, cli, views, webhooks  # noqa: PLC0415 -- blueprints need the app
 
     app.register_blueprint(views.bp)
     app.register_blueprint(webhooks.bp)
     csrf.exempt(webhooks.bp)
     errors.init_app(app)
     cli.init_app(app)
+    metrics.init_app(app)
+    account.init_app(app)
+    admin.init_app(app)
 
     for name in FEATURES:
         module = importlib.import_module(name)

@@ -68,6 +68,47 @@ def _verify(stored: str | None, password: str) -> bool:
         return False
 
 
+def password_matches(user: User, password: str) -> bool:
+    """The user's own password, checked again (before they change it)."""
+    return _verify(user.password_hash, password)
+
+
+def check_address(
+    db: Session, *, settings: Settings, now: datetime, remote_addr: str | None
+) -> None:
+    """LoginThrottled when this address failed too often lately (passwords and codes alike)."""
+    if not remote_addr:
+        return
+    window_start = now - timedelta(minutes=settings.login_lockout_minutes)
+    recent = db.scalar(
+        select(func.count(AuditEntry.id)).where(
+            AuditEntry.action == "login_failed",
+            AuditEntry.remote_addr == remote_addr,
+            AuditEntry.at >= window_start,
+        )
+    )
+    if (recent or 0) >= IP_FAILURES_PER_WINDOW:
+        raise LoginThrottled("address throttled")
+
+
+def is_locked(user: User, now: datetime) -> bool:
+    return user.locked_until is not None and user.locked_until > now
+
+
+def count_failure(
+    db: Session, *, settings: Settings, now: datetime, user: User | None, reason: str
+) -> None:
+    """One more failed attempt (a password or a second-factor code): the account locks after
+    ``login_max_failures`` and its sessions end; audited as login_failed."""
+    if user is not None:
+        user.failed_logins += 1
+        if user.failed_logins >= settings.login_max_failures:
+            user.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
+            user.failed_logins = 0
+            user.new_session_token()
+    _failed(db, now, user, reason)
+
+
 def authenticate(
     db: Session,
     *,
@@ -77,41 +118,40 @@ def authenticate(
     now: datetime,
     remote_addr: str | None,
 ) -> User:
-    """Check a password with per-account lockout and per-address throttling; audit either way."""
-    window_start = now - timedelta(minutes=settings.login_lockout_minutes)
-    if remote_addr:
-        recent = db.scalar(
-            select(func.count(AuditEntry.id)).where(
-                AuditEntry.action == "login_failed",
-                AuditEntry.remote_addr == remote_addr,
-                AuditEntry.at >= window_start,
-            )
-        )
-        if (recent or 0) >= IP_FAILURES_PER_WINDOW:
-            raise LoginThrottled("address throttled")
+    """Check a password with per-account lockout and per-address throttling; audit either way.
 
+    A user enrolled in two-factor login is not logged in yet: the entry says
+    ``login_password`` and core.twofactor records the ``login`` once the code is right.
+    """
+    check_address(db, settings=settings, now=now, remote_addr=remote_addr)
     user = db.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is not None and user.locked_until is not None and user.locked_until > now:
+    if user is not None and is_locked(user, now):
         _verify(None, password)
         _failed(db, now, user, "locked")
         raise LoginRefused("locked")
     if user is None or not user.active or not _verify(user.password_hash, password):
-        if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= settings.login_max_failures:
-                user.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
-                user.failed_logins = 0
-                user.new_session_token()
-        _failed(db, now, user, "bad_credentials" if user is None or user.active else "inactive")
+        reason = "bad_credentials" if user is None or user.active else "inactive"
+        count_failure(db, settings=settings, now=now, user=user, reason=reason)
         raise LoginRefused("bad credentials")
 
     if _hasher.check_needs_rehash(user.password_hash or ""):
         user.password_hash = _hasher.hash(password)
     user.failed_logins = 0
     user.locked_until = None
+    if user.totp_enabled_at is not None:
+        audit.record(
+            db, now=now, action="login_password", object_type="user", object_id=user.id, actor=user
+        )
+        return user
     user.last_login_at = now
     audit.record(db, now=now, action="login", object_type="user", object_id=user.id, actor=user)
     return user
+
+
+def record_refusal(db: Session, *, now: datetime, user: User | None, reason: str) -> None:
+    """A refused attempt that does not count towards the lockout (the account is already
+    locked or inactive): audited as login_failed, which the address throttle counts."""
+    _failed(db, now, user, reason)
 
 
 def _failed(db: Session, now: datetime, user: User | None, reason: str) -> None:

@@ -13,16 +13,14 @@ from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
-from sqlalchemy import select
 from werkzeug.serving import run_simple
 
-from core import audit, scheduler
-from core.auth import MIN_PASSWORD_LENGTH, hash_password
+from core import scheduler, users
+from core.auth import MIN_PASSWORD_LENGTH
 from core.clock import now as clock_now
 from core.config import SettingsError, get_settings
 from core.db import get_session
-from core.models import Role, User
-from core.phones import InvalidPhone, normalise_phone
+from core.models import Role
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -91,42 +89,27 @@ def users_create(
     generate_password: bool,
 ) -> None:
     db = get_session()
-    email = email.strip().lower()
-    if db.scalar(select(User).where(User.email == email)) is not None:
-        raise click.ClickException(f"a user with e-mail {email} already exists")
+    details = users.UserDetails(
+        display_name=display_name, roles=roles, provinces=provinces, phone=phone, locale=locale
+    )
     served = get_settings().provinces
-    siglas = [p.strip().upper() for p in provinces]
-    unknown = [p for p in siglas if p not in served]
-    if unknown:
-        raise click.ClickException(f"not a served province: {', '.join(unknown)}")
     try:
-        e164 = normalise_phone(phone) if phone else None
-    except InvalidPhone as exc:
+        # Refused before the password prompt: nobody types a password twice for nothing.
+        users.check_new_user(db, email=email, details=details, served=served)
+        password = ask_password(generate=generate_password)
+        user = users.create_user(
+            db,
+            email=email,
+            details=details,
+            password=password,
+            served=served,
+            actor="cli",
+            now=clock_now(),
+        )
+    except users.UserError as exc:
         raise click.ClickException(str(exc)) from None
-    password = ask_password(generate=generate_password)
-    user = User(
-        email=email,
-        display_name=display_name.strip(),
-        roles=list(dict.fromkeys(roles)),
-        provinces=siglas,
-        phone=e164,
-        locale=locale,
-        password_hash=hash_password(password),
-        created_at=clock_now(),
-    )
-    db.add(user)
-    db.flush()
-    audit.record(
-        db,
-        now=clock_now(),
-        action="create",
-        object_type="user",
-        object_id=user.id,
-        actor="cli",
-        fields=["email", "display_name", "phone", "roles", "provinces", "password_hash"],
-    )
     db.commit()
-    click.echo(f"created user {user.id} <{email}> roles={','.join(user.roles)}")
+    click.echo(f"created user {user.id} <{user.email}> roles={','.join(user.roles)}")
     if generate_password:
         # Printed to the terminal once, never logged.
         click.echo(f"password: {password}")

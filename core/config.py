@@ -76,6 +76,10 @@ class Settings:
     raw_text_retention_days: int = 30
     # Past this many pages in an hour, an operator's further pages go out bundled.
     page_cap_per_hour: int = 30
+    # Bearer token of GET /metrics; empty: the endpoint answers 404 (monitoring is opt-in).
+    metrics_token: str = ""
+    # Coordinators and admins must log in with a TOTP code too (default: in production only).
+    require_2fa: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -215,6 +219,8 @@ def load_settings(
         ring_timeout_seconds=_ring_timeout(env.get("ALI_RING_TIMEOUT_SECONDS")),
         raw_text_retention_days=_retention_days(env.get("ALI_RAW_TEXT_RETENTION_DAYS")),
         page_cap_per_hour=_page_cap(env.get("ALI_PAGE_CAP_PER_HOUR")),
+        metrics_token=env.get("ALI_METRICS_TOKEN", "").strip(),
+        require_2fa=_bool("REQUIRE_2FA", env.get("ALI_REQUIRE_2FA"), production),
         secure_cookies=_bool(
             "SECURE_COOKIES", env.get("ALI_SECURE_COOKIES"), public_url.startswith("https://")
         ),

@@ -19,11 +19,13 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    false,
     select,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from core.crypto import EncryptedText
 from core.db import Base, utc_now_default
 
 
@@ -65,6 +67,15 @@ class User(Base):
     sms_opted_out_at: Mapped[datetime | None]
     # Since when pages past ALI_PAGE_CAP_PER_HOUR go into bundles (None: under the cap).
     page_cap_since: Mapped[datetime | None]
+    # Set by an admin's password reset: the next login must choose a new password first.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Two-factor login (core.twofactor): the TOTP secret, encrypted like every other secret;
+    # the last time step accepted, so a code seen over a shoulder cannot be replayed; the
+    # SHA-256 of each unused recovery code (random, high entropy: a slow hash adds nothing).
+    totp_secret: Mapped[str | None] = mapped_column(EncryptedText)
+    totp_enabled_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None]
+    recovery_code_hashes: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     # Flask-Login protocol
     @property

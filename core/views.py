@@ -27,6 +27,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from core import twofactor
 from core.auth import (
     LoginRefused,
     LoginThrottled,
@@ -38,9 +39,9 @@ from core.auth import (
 from core.clock import now as clock_now
 from core.config import get_settings
 from core.db import get_session
-from core.forms import LanguageForm, LoginForm
+from core.forms import CodeForm, LanguageForm, LoginForm
 from core.i18n import LANGUAGES, set_user_locale
-from core.models import DeliveryStatus, OutboxMessage, Role, WorkerHeartbeat
+from core.models import DeliveryStatus, OutboxMessage, Role, User, WorkerHeartbeat
 from core.phones import InvalidPhone, normalise_phone
 from core.sandbox import (
     CALL_ACTIONS,
@@ -62,6 +63,9 @@ from core.scheduler import HEARTBEAT_FRESH
 
 log = logging.getLogger(__name__)
 bp = Blueprint("core", __name__)
+# Between a right password and a right code: the user's session token, when, where to go.
+PENDING_LOGIN = "pending_login"
+PENDING_SECONDS = 300
 
 
 @bp.get("/")
@@ -96,13 +100,80 @@ def login() -> str | WerkzeugResponse | tuple[str, int]:
             flash(_("Wrong email or password, or the account is locked."), "error")
             return render_template("core/login.html", form=form), 401
         db.commit()
-        session.clear()  # a fresh session on login: no fixation
-        login_user(user)
-        session.permanent = True
-        session["seen"] = int(clock_now().timestamp())
-        return redirect(safe_next(next_url, url_for("core.home")))
+        target = safe_next(next_url, url_for("core.home"))
+        if twofactor.is_enrolled(user):
+            session.clear()
+            session[PENDING_LOGIN] = {
+                "token": user.session_token,
+                "at": int(clock_now().timestamp()),
+                "next": target,
+            }
+            return redirect(url_for("core.login_code"))
+        _start_session(user)
+        return redirect(target)
     status = 400 if request.method == "POST" else 200
     return render_template("core/login.html", form=form), status
+
+
+def _start_session(user: User) -> None:
+    session.clear()  # a fresh session on login: no fixation
+    login_user(user)
+    session.permanent = True
+    session["seen"] = int(clock_now().timestamp())
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_code() -> str | WerkzeugResponse | tuple[str, int]:
+    """The second step of a login for users enrolled in two-factor login."""
+    pending = session.get(PENDING_LOGIN)
+    now = clock_now()
+    db = get_session()
+    user = None
+    if isinstance(pending, dict) and now.timestamp() - pending.get("at", 0) <= PENDING_SECONDS:
+        user = db.scalar(select(User).where(User.session_token == str(pending.get("token"))))
+    if user is None or not isinstance(pending, dict):
+        # Expired, or the account locked meanwhile (its token changed): start again.
+        session.pop(PENDING_LOGIN, None)
+        flash(_("Sign in again: the code was not entered in time."), "error")
+        return redirect(url_for("core.login"))
+    form = CodeForm()
+    if form.validate_on_submit():
+        try:
+            method = twofactor.verify_login_code(
+                db,
+                user,
+                code=form.code.data,
+                settings=get_settings(),
+                now=now,
+                remote_addr=request.remote_addr,
+            )
+        except LoginThrottled:
+            db.commit()
+            flash(_("Too many attempts. Wait a few minutes and try again."), "error")
+            return render_template("core/login_code.html", form=form), 429
+        except LoginRefused:
+            db.commit()
+            if user.session_token != pending.get("token"):
+                session.pop(PENDING_LOGIN, None)
+                flash(_("Wrong email or password, or the account is locked."), "error")
+                return redirect(url_for("core.login"))
+            flash(
+                _("Wrong code. Type the 6 digits your app shows now, or a recovery code."), "error"
+            )
+            return render_template("core/login_code.html", form=form), 401
+        db.commit()
+        _start_session(user)
+        if method == "recovery_code":
+            flash(
+                _(
+                    "You signed in with a recovery code; %(num)d are left.",
+                    num=len(user.recovery_code_hashes),
+                ),
+                "success",
+            )
+        return redirect(safe_next(str(pending.get("next")), url_for("core.home")))
+    status = 400 if request.method == "POST" else 200
+    return render_template("core/login_code.html", form=form), status
 
 
 @bp.post("/logout")

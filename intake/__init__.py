@@ -11,6 +11,7 @@ def init_app(app: Flask) -> None:
     # Imported here: the feature plugs into an app that core has already built.
     from core.app import csrf  # noqa: PLC0415
     from core.cli import add_demo_seeder  # noqa: PLC0415
+    from core.metrics import register_metrics  # noqa: PLC0415
     from core.models import Role  # noqa: PLC0415
     from core.nav import NavItem, register_nav  # noqa: PLC0415
     from intake import (  # noqa: PLC0415
@@ -25,6 +26,7 @@ def init_app(app: Flask) -> None:
         voice,
         webhooks,
     )
+    from intake.metrics import intake_metrics  # noqa: PLC0415
 
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
@@ -44,3 +46,4 @@ def init_app(app: Flask) -> None:
     add_demo_seeder(app, demo.seed_partners)
     add_demo_seeder(app, demo.seed_cases)
     register_nav(app, NavItem("cases.case_list", _l("Cases"), (Role.OPERATOR, Role.COORDINATOR)))
+    register_metrics(app, intake_metrics)

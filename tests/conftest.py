@@ -103,8 +103,17 @@ def _empty_tables(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:
+            # The audit table refuses DELETE (append-only triggers, migration 0013): lift the
+            # triggers for the cleanup only, and put back exactly what the migration created.
+            triggers = conn.execute(
+                text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            ).all()
+            for name, _sql in triggers:
+                conn.execute(text(f'DROP TRIGGER "{name}"'))
             for name in reversed(tables):
                 conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 -- table names from metadata
+            for _name, sql in triggers:
+                conn.execute(text(sql))
 
 
 @pytest.fixture(scope="session")
