@@ -74,6 +74,10 @@ class Settings:
     ring_timeout_seconds: int = 18
     # Raw texts and call recordings are kept this long, then purged (at Twilio too).
     raw_text_retention_days: int = 30
+    # Closed cases are pseudonymised this many months after they were closed.
+    retention_case_months: int = 24
+    # Non-pertinent hand-offs keep only a tombstone this many days after that outcome.
+    retention_not_pertinent_days: int = 90
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -100,6 +104,13 @@ def _retention_days(value: str | None) -> int:
     if days < 1:
         raise SettingsError("ALI_RAW_TEXT_RETENTION_DAYS must be 1 or more days")
     return days
+
+
+def _at_least_one(name: str, value: str | None, default: int, unit: str) -> int:
+    number = _int(name, value, default)
+    if number < 1:
+        raise SettingsError(f"ALI_{name} must be 1 or more {unit}")
+    return number
 
 
 def _dev_secret(instance_path: Path, name: str, make: str) -> str:
@@ -204,6 +215,12 @@ def load_settings(
         trusted_proxies=trusted_proxies,
         ring_timeout_seconds=_ring_timeout(env.get("ALI_RING_TIMEOUT_SECONDS")),
         raw_text_retention_days=_retention_days(env.get("ALI_RAW_TEXT_RETENTION_DAYS")),
+        retention_case_months=_at_least_one(
+            "RETENTION_CASE_MONTHS", env.get("ALI_RETENTION_CASE_MONTHS"), 24, "months"
+        ),
+        retention_not_pertinent_days=_at_least_one(
+            "RETENTION_NOT_PERTINENT_DAYS", env.get("ALI_RETENTION_NOT_PERTINENT_DAYS"), 90, "days"
+        ),
         secure_cookies=_bool(
             "SECURE_COOKIES", env.get("ALI_SECURE_COOKIES"), public_url.startswith("https://")
         ),
