@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskCliRunner
+from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,7 @@ from intake.models import CallOutcome, Handoff, InboundText, PartnerCall
 from intake.retention import months_before
 from routing.lifecycle import change_status
 from routing.models import Case, CaseEvent, CaseStatus
-from tests.conftest import ali_environ
+from tests.conftest import ali_environ, login
 from tests.intake.signed import Sender
 from tests.twilio_standin import TwilioStandIn
 
@@ -145,7 +145,12 @@ def assert_pseudonymised(db: Session, case: Case) -> None:
 
 
 def test_a_closed_case_is_pseudonymised_24_months_after_it_was_closed(
-    app: Flask, sender: Sender, db: Session, clock: FrozenClock
+    app: Flask,
+    sender: Sender,
+    db: Session,
+    clock: FrozenClock,
+    client: FlaskClient,
+    make_user: Any,
 ) -> None:
     case = open_case(sender, db, "NV-1")
     closed_at = clock.now() + timedelta(days=3)
@@ -201,6 +206,15 @@ def test_a_closed_case_is_pseudonymised_24_months_after_it_was_closed(
     assert per_case.object_id == str(case.id)
     assert "summary" in per_case.fields
     assert retention_job(app)["cases_pseudonymised"] == 0  # once
+
+    # The case page still opens, with the codes and without what was removed.
+    login(client, make_user(roles=("coordinator",)).email)
+    page = client.get(f"/cases/{case.reference}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert case.reference in html
+    assert "Maria" not in html
+    assert "765 4321" not in html
 
 
 def test_a_case_reopened_and_closed_again_counts_from_its_last_closing(
