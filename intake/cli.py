@@ -156,6 +156,7 @@ def retention_group() -> None:
 RETENTION_LINES = (
     ("cases_pseudonymised", "closed cases pseudonymised"),
     ("not_pertinent_tombstoned", "non-pertinent hand-offs reduced to a tombstone"),
+    ("caseless_callers_forgotten", "caller numbers of calls that opened no case removed"),
     ("raw_texts_emptied", "raw SMS texts emptied"),
     ("recordings_deleted", "partner-line recordings deleted at Twilio"),
 )

@@ -62,6 +62,7 @@ class RetentionCounts:
 
     cases_pseudonymised: int = 0
     not_pertinent_tombstoned: int = 0
+    caseless_callers_forgotten: int = 0
     raw_texts_emptied: int = 0
     recordings_deleted: int = 0
 
@@ -199,6 +200,28 @@ def pseudonymise_cases(
     return done
 
 
+def forget_caseless_callers(
+    session: Session, *, now: datetime, days: int, dry_run: bool = False
+) -> int:
+    """Calls that ended in the menu opened no case, so no case's fate covers them: their
+    caller's number goes with the non-pertinent hand-offs' period."""
+    due = (
+        PartnerCall.case_id.is_(None),
+        PartnerCall.caller_phone.is_not(None),
+        PartnerCall.started_at < now - timedelta(days=days),
+    )
+    if dry_run:
+        return session.scalar(select(func.count()).where(*due)) or 0
+    result = session.execute(
+        update(PartnerCall)
+        .where(*due)
+        .values(caller_phone=None)
+        .execution_options(synchronize_session=False)
+    )
+    forgotten: int = result.rowcount  # type: ignore[attr-defined]
+    return forgotten
+
+
 def retain_cases(session: Session, *, now: datetime, dry_run: bool = False) -> RetentionCounts:
     """The case part of retention, run by the worker's job: non-pertinent cases first (their
     shorter period), then closed cases past ALI_RETENTION_CASE_MONTHS. Never commits."""
@@ -212,9 +235,14 @@ def retain_cases(session: Session, *, now: datetime, dry_run: bool = False) -> R
         for case in closed_cases_due(session, now=now, months=settings.retention_case_months)
         if case.id not in skip
     ]
+    callers = forget_caseless_callers(
+        session, now=now, days=settings.retention_not_pertinent_days, dry_run=dry_run
+    )
     if dry_run:
         return RetentionCounts(
-            cases_pseudonymised=len(closed), not_pertinent_tombstoned=len(not_pertinent)
+            cases_pseudonymised=len(closed),
+            not_pertinent_tombstoned=len(not_pertinent),
+            caseless_callers_forgotten=callers,
         )
     pepper = settings.secret_key
     return RetentionCounts(
@@ -224,6 +252,7 @@ def retain_cases(session: Session, *, now: datetime, dry_run: bool = False) -> R
         cases_pseudonymised=pseudonymise_cases(
             session, closed, now=now, pepper=pepper, reason="closed"
         ),
+        caseless_callers_forgotten=callers,
     )
 
 
@@ -272,6 +301,7 @@ def run_retention(
     counts = RetentionCounts(
         cases_pseudonymised=cases.cases_pseudonymised,
         not_pertinent_tombstoned=cases.not_pertinent_tombstoned,
+        caseless_callers_forgotten=cases.caseless_callers_forgotten,
         raw_texts_emptied=texts,
         recordings_deleted=recordings,
     )

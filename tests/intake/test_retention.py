@@ -185,6 +185,7 @@ def test_a_closed_case_is_pseudonymised_24_months_after_it_was_closed(
     assert retention_job(app) == {
         "cases_pseudonymised": 1,
         "not_pertinent_tombstoned": 0,
+        "caseless_callers_forgotten": 0,
         "raw_texts_emptied": 0,
         "recordings_deleted": 0,
     }
@@ -242,6 +243,7 @@ def test_open_cases_are_never_touched(
     assert retention_job(app) == {
         "cases_pseudonymised": 0,
         "not_pertinent_tombstoned": 0,
+        "caseless_callers_forgotten": 0,
         "raw_texts_emptied": 0,
         "recordings_deleted": 0,
     }
@@ -350,6 +352,28 @@ def test_a_non_pertinent_case_closed_and_closed_again_with_another_outcome_is_no
     move(db, case, CaseStatus.PLACED, at=clock.now())
     clock.advance(timedelta(days=100))
     assert retention_job(app)["not_pertinent_tombstoned"] == 0
+
+
+def test_a_call_that_ended_in_the_menu_loses_its_number_after_the_non_pertinent_period(
+    app: Flask, db: Session, clock: FrozenClock
+) -> None:
+    db.add(
+        PartnerCall(
+            call_sid="CA" + "3" * 32,
+            started_at=clock.now(),
+            updated_at=clock.now(),
+            caller_phone="+393331234567",
+            outcome=CallOutcome.ENDED_IN_MENU,
+        )
+    )
+    db.commit()
+    clock.advance(timedelta(days=90) - timedelta(minutes=1))
+    assert retention_job(app)["caseless_callers_forgotten"] == 0
+    clock.advance(timedelta(minutes=2))
+    assert retention_job(app)["caseless_callers_forgotten"] == 1
+    db.expire_all()
+    call = db.scalars(select(PartnerCall)).one()
+    assert (call.caller_phone, call.outcome) == (None, "ended_in_menu")
 
 
 # --- the command -------------------------------------------------------------------------------
