@@ -19,6 +19,7 @@ from core import scheduler, users
 from core.auth import MIN_PASSWORD_LENGTH
 from core.clock import now as clock_now
 from core.config import SettingsError, get_settings
+from core.crypto import DecryptionError
 from core.db import get_session
 from core.models import Role
 
@@ -115,6 +116,32 @@ def users_create(
         click.echo(f"password: {password}")
 
 
+@click.group("keys", help="The encryption keys of personal data (ALI_ENCRYPTION_KEYS).")
+def keys_group() -> None:
+    pass
+
+
+@keys_group.command(
+    "reencrypt", help="Rewrite all personal data under the first key; safe to stop and re-run."
+)
+@with_appcontext
+def keys_reencrypt() -> None:
+    from core.keys import reencrypt_all  # noqa: PLC0415 -- needs every feature's models loaded
+
+    try:
+        done = reencrypt_all(get_session(), progress=click.echo)
+    except DecryptionError:
+        # Ids only: which table, never what it holds. The batches before are kept.
+        raise click.ClickException(
+            "some data cannot be read with ALI_ENCRYPTION_KEYS: put back the key that "
+            "encrypted it (after the new one) and run again"
+        ) from None
+    click.echo(
+        f"done: {done.total} values rewritten under the first key, "
+        f"{done.already_current} already under it; the other keys can now be removed"
+    )
+
+
 @click.command("worker", help="Run the scheduled jobs (one process per deployment).")
 @with_appcontext
 def worker() -> None:
@@ -153,6 +180,7 @@ def add_demo_seeder(app: Flask, seeder: DemoSeeder) -> None:
 def init_app(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(users_group)
+    app.cli.add_command(keys_group)
     app.cli.add_command(worker)
     app.cli.add_command(demo)
     app.cli.add_command(run)

@@ -80,6 +80,10 @@ class Settings:
     metrics_token: str = ""
     # Coordinators and admins must log in with a TOTP code too (default: in production only).
     require_2fa: bool = False
+    # Closed cases are pseudonymised this many months after they were closed.
+    retention_case_months: int = 24
+    # Non-pertinent hand-offs keep only a tombstone this many days after that outcome.
+    retention_not_pertinent_days: int = 90
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -101,19 +105,11 @@ def _ring_timeout(value: str | None) -> int:
     return seconds
 
 
-def _retention_days(value: str | None) -> int:
-    days = _int("RAW_TEXT_RETENTION_DAYS", value, 30)
-    if days < 1:
-        raise SettingsError("ALI_RAW_TEXT_RETENTION_DAYS must be 1 or more days")
-    return days
-
-
-def _page_cap(value: str | None) -> int:
-    cap = _int("PAGE_CAP_PER_HOUR", value, 30)
-    if cap < 1:
-        # Zero would bundle every page, the first alert of a case included.
-        raise SettingsError("ALI_PAGE_CAP_PER_HOUR must be 1 or more (pages per operator per hour)")
-    return cap
+def _at_least_one(name: str, value: str | None, default: int, unit: str) -> int:
+    number = _int(name, value, default)
+    if number < 1:
+        raise SettingsError(f"ALI_{name} must be 1 or more {unit}")
+    return number
 
 
 def _dev_secret(instance_path: Path, name: str, make: str) -> str:
@@ -217,10 +213,21 @@ def load_settings(
         ),
         trusted_proxies=trusted_proxies,
         ring_timeout_seconds=_ring_timeout(env.get("ALI_RING_TIMEOUT_SECONDS")),
-        raw_text_retention_days=_retention_days(env.get("ALI_RAW_TEXT_RETENTION_DAYS")),
-        page_cap_per_hour=_page_cap(env.get("ALI_PAGE_CAP_PER_HOUR")),
+        raw_text_retention_days=_at_least_one(
+            "RAW_TEXT_RETENTION_DAYS", env.get("ALI_RAW_TEXT_RETENTION_DAYS"), 30, "days"
+        ),
+        # Zero would bundle every page, the first alert of a case included.
+        page_cap_per_hour=_at_least_one(
+            "PAGE_CAP_PER_HOUR", env.get("ALI_PAGE_CAP_PER_HOUR"), 30, "pages per operator per hour"
+        ),
         metrics_token=env.get("ALI_METRICS_TOKEN", "").strip(),
         require_2fa=_bool("REQUIRE_2FA", env.get("ALI_REQUIRE_2FA"), production),
+        retention_case_months=_at_least_one(
+            "RETENTION_CASE_MONTHS", env.get("ALI_RETENTION_CASE_MONTHS"), 24, "months"
+        ),
+        retention_not_pertinent_days=_at_least_one(
+            "RETENTION_NOT_PERTINENT_DAYS", env.get("ALI_RETENTION_NOT_PERTINENT_DAYS"), 90, "days"
+        ),
         secure_cookies=_bool(
             "SECURE_COOKIES", env.get("ALI_SECURE_COOKIES"), public_url.startswith("https://")
         ),

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 _keyring: MultiFernet | None = None
+_current: _Fernet | None = None  # the first key: what encrypts, what re-keying moves data to
 
 
 class DecryptionError(RuntimeError):
@@ -17,8 +18,10 @@ class DecryptionError(RuntimeError):
 
 def configure(keys: tuple[str, ...]) -> None:
     """Install the process's keys; called once by create_app from the settings."""
-    global _keyring  # noqa: PLW0603 -- the column type needs the keys outside any app context
-    _keyring = MultiFernet([_Fernet(key) for key in keys])
+    global _keyring, _current  # noqa: PLW0603 -- the column type needs the keys outside any app context
+    fernets = [_Fernet(key) for key in keys]
+    _keyring = MultiFernet(fernets)
+    _current = fernets[0]
 
 
 def _ring() -> MultiFernet:
@@ -40,7 +43,22 @@ def decrypt(token: str) -> str:
 
 def rotate(token: str) -> str:
     """Re-encrypt with the current key, for a re-keying job after a key change."""
-    return _ring().rotate(token.encode("ascii")).decode("ascii")
+    try:
+        return _ring().rotate(token.encode("ascii")).decode("ascii")
+    except InvalidToken:
+        raise DecryptionError("ciphertext not readable with ALI_ENCRYPTION_KEYS") from None
+
+
+def is_current(token: str) -> bool:
+    """Whether the current (first) key already reads this token: re-keying skips it, so a
+    re-keying run stopped halfway resumes where it was."""
+    if _current is None:
+        raise RuntimeError("encryption keys are not configured (create_app was not called)")
+    try:
+        _current.decrypt(token.encode("ascii"))
+    except InvalidToken:
+        return False
+    return True
 
 
 class EncryptedText(TypeDecorator[str]):

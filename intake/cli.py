@@ -1,5 +1,6 @@
 """`ali sources`: the systems allowed to call the hand-off API, and their secrets;
-`ali partners`: the organisations that call or text the project's number."""
+`ali partners`: the organisations that call or text the project's number;
+`ali retention run`: personal data removed once their time is up."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from flask.cli import with_appcontext
 
 from core.clock import now as clock_now
 from core.db import get_session
+from core.telephony import get_telephony
 from intake.models import DEFAULT_RATE_LIMIT, Source
 from intake.partners import import_partners
+from intake.retention import run_retention
 from intake.services import (
     IssuedSecret,
     SourceError,
@@ -145,6 +148,32 @@ def partners_import(file: Path) -> None:
     import_csv(file, import_partners, "partners")
 
 
+@click.group("retention", help="Personal data removed once their retention period is over.")
+def retention_group() -> None:
+    pass
+
+
+RETENTION_LINES = (
+    ("cases_pseudonymised", "closed cases pseudonymised"),
+    ("not_pertinent_tombstoned", "non-pertinent hand-offs reduced to a tombstone"),
+    ("caseless_callers_forgotten", "caller numbers of calls that opened no case removed"),
+    ("raw_texts_emptied", "raw SMS texts emptied"),
+    ("recordings_deleted", "partner-line recordings deleted at Twilio"),
+)
+
+
+@retention_group.command("run", help="Pseudonymise and purge what is past its retention period.")
+@click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing.")
+@with_appcontext
+def retention_run(dry_run: bool) -> None:
+    counts = run_retention(get_session(), get_telephony(), now=clock_now(), dry_run=dry_run)
+    figures = counts.as_dict()
+    click.echo("dry run: nothing changed" if dry_run else "retention run done (audited)")
+    for key, label in RETENTION_LINES:
+        click.echo(f"{figures[key]:>6}  {label}" + (" (would be)" if dry_run else ""))
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(sources_group)
     app.cli.add_command(partners_group)
+    app.cli.add_command(retention_group)

@@ -124,7 +124,10 @@ class SourceRateWindow(Base):
 
 
 class Handoff(Base):
-    """One inbound report, stored once per (source, external_id) with its raw payload."""
+    """One inbound report, stored once per (source, external_id) with its raw payload.
+
+    After retention it is a tombstone: no payload, and the external id replaced by its keyed
+    digest (`intake.services.tombstone_id`), so a replay is still answered as a duplicate."""
 
     __tablename__ = "handoffs"
     __table_args__ = (UniqueConstraint("source_id", "external_id"),)
@@ -132,7 +135,8 @@ class Handoff(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     external_id: Mapped[str] = mapped_column(String(128))
-    payload: Mapped[str] = mapped_column(EncryptedText)  # the body exactly as received
+    # The body exactly as received; None once the retention job removed it.
+    payload: Mapped[str | None] = mapped_column(EncryptedText)
     received_at: Mapped[datetime]
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from flask import Blueprint, Flask, Response, abort
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -87,22 +87,28 @@ def case_recording(case: Case) -> Recording | None:
     return recording_of_case(get_session(), case.id)
 
 
+def _expired_recordings(now: datetime, days: int) -> Select[PartnerCall]:
+    return select(PartnerCall).where(
+        PartnerCall.recording_sid.is_not(None),
+        PartnerCall.recording_deleted_at.is_(None),
+        PartnerCall.started_at < now - timedelta(days=days),
+    )
+
+
+def count_expired_recordings(session: Session, now: datetime) -> int:
+    """How many recordings `delete_expired_recordings` would delete (for a dry run)."""
+    days = get_settings().raw_text_retention_days
+    due = _expired_recordings(now, days).subquery()
+    return session.scalar(select(func.count()).select_from(due)) or 0
+
+
 def delete_expired_recordings(session: Session, telephony: Telephony, now: datetime) -> int:
     """The retention job: recordings older than ALI_RAW_TEXT_RETENTION_DAYS are deleted at
     Twilio; COMMITS after each, so one failure does not undo the others. A recording
-    Twilio no longer has counts as deleted. Returns how many were deleted."""
+    Twilio no longer has counts as deleted. Returns how many were deleted (at most BATCH)."""
     days = get_settings().raw_text_retention_days
     due = list(
-        session.scalars(
-            select(PartnerCall)
-            .where(
-                PartnerCall.recording_sid.is_not(None),
-                PartnerCall.recording_deleted_at.is_(None),
-                PartnerCall.started_at < now - timedelta(days=days),
-            )
-            .order_by(PartnerCall.id)
-            .limit(BATCH)
-        )
+        session.scalars(_expired_recordings(now, days).order_by(PartnerCall.id).limit(BATCH))
     )
     session.commit()
     deleted = 0

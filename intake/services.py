@@ -6,6 +6,8 @@ Plain functions taking a Session; they never commit (the API handler or CLI comm
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import logging
 import math
 import re
@@ -28,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.config import get_settings
 from core.formatting import local_date
 from core.models import AuditEntry, User
 from intake.models import DEFAULT_RATE_LIMIT, Handoff, Source, SourceRateWindow, SourceSecret
@@ -52,6 +55,8 @@ SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,59}")
 KEY_ID_PREFIX = "ak_"
 UNRESOLVED_PREFIX = "XX"
 RATE_WINDOW = timedelta(minutes=1)
+# What stands in a tombstoned hand-off's external_id: a keyed digest, never the id itself.
+TOMBSTONE_PREFIX = "tombstone:"
 
 
 class SourceError(ValueError):
@@ -428,6 +433,9 @@ def open_case(
     created: dict[str, Any] = {"channel": channel.value, "urgency": fields.urgency.value}
     detail: dict[str, Any] = {"reference": reference}
     if handoff is not None:
+        if _tombstoned(session, handoff.source_id, handoff.external_id):
+            # Retention emptied the first one; exactly once still holds for its sender.
+            raise AlreadyReceived(handoff.external_id)
         handoff_id = connection.execute(
             statements.claim_handoff,
             {
@@ -593,11 +601,37 @@ def _written_fields(case: CaseFields) -> list[str]:
 
 
 def find_case(session: Session, *, caller: Caller, external_id: str) -> Case | None:
-    """The case a source's hand-off opened; a source never sees another source's cases."""
+    """The case a source's hand-off opened, also once retention left only its tombstone; a
+    source never sees another source's cases."""
     if "\x00" in external_id:
         return None  # PostgreSQL refuses NUL in text, and no hand-off could have stored it
     return session.scalar(
         select(Case)
         .join(Handoff, Handoff.case_id == Case.id)
-        .where(Handoff.source_id == caller.source_id, Handoff.external_id == external_id)
+        .where(
+            Handoff.source_id == caller.source_id,
+            Handoff.external_id.in_([external_id, tombstone_id(external_id)]),
+        )
+        .limit(1)
+    )
+
+
+def tombstone_id(external_id: str, pepper: str | None = None) -> str:
+    """The keyed digest a tombstoned hand-off keeps in place of its external id (keyed with
+    ALI_SECRET_KEY, like SMS senders: an id cannot be found back by trying candidates)."""
+    key = get_settings().secret_key if pepper is None else pepper
+    digest = hmac.new(key.encode(), external_id.encode(), hashlib.sha256).hexdigest()
+    return TOMBSTONE_PREFIX + digest
+
+
+def _tombstoned(session: Session, source_id: int, external_id: str) -> bool:
+    """Whether retention left a tombstone for this (source, external_id): one lookup on the
+    unique index, only when a hand-off opens a case."""
+    return (
+        session.scalar(
+            select(Handoff.id).where(
+                Handoff.source_id == source_id, Handoff.external_id == tombstone_id(external_id)
+            )
+        )
+        is not None
     )

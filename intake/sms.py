@@ -344,9 +344,21 @@ def looks_english(text: str) -> bool:
 # --- retention -----------------------------------------------------------------------------------
 
 
-def purge_raw_texts(session: Session, *, now: datetime, retention_days: int) -> int:
-    """Empty the raw body of texts older than the retention period; returns how many."""
+def purge_raw_texts(
+    session: Session, *, now: datetime, retention_days: int, dry_run: bool = False
+) -> int:
+    """Empty the raw body of texts older than the retention period; returns how many
+    (with `dry_run`, how many it would empty, changing nothing)."""
     cutoff = now - timedelta(days=retention_days)
+    if dry_run:
+        return (
+            session.scalar(
+                select(func.count()).where(
+                    InboundText.received_at < cutoff, InboundText.purged_at.is_(None)
+                )
+            )
+            or 0
+        )
     result = session.execute(
         update(InboundText)
         .where(InboundText.received_at < cutoff, InboundText.purged_at.is_(None))

@@ -130,6 +130,8 @@ class Case(Base):
     routed_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     accepted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     accepted_at: Mapped[datetime | None]
+    # Set by the retention job: free text, phones and identities are gone, statistics stay.
+    pseudonymised_at: Mapped[datetime | None]
 
     routed_to: Mapped[User | None] = relationship(foreign_keys=[routed_to_id])
     accepted_by: Mapped[User | None] = relationship(foreign_keys=[accepted_by_id])
