@@ -82,6 +82,7 @@ EVENT_LABELS = {
     "accepted": _l("Accepted"),
     "declined": _l("Declined"),
     "unanswered": _l("Unanswered: coordinators alerted"),
+    "warning": _l("Hand-off not fully understood"),
 }
 
 

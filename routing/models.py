@@ -62,6 +62,7 @@ class CaseEventKind(StrEnum):
     ACCEPTED = "accepted"
     DECLINED = "declined"
     UNANSWERED = "unanswered"  # every step used up: coordinators alerted
+    WARNING = "warning"  # fields of the hand-off not understood: field names and codes only
 
 
 class ContactSafe(StrEnum):
