@@ -286,10 +286,14 @@ class _Reader:
         return value
 
     def free_text(self, name: str, value: object, *, multiline: bool = False) -> str | None:
-        """Text kept as written (trimmed), control characters removed with a warning."""
+        """Text kept as written (trimmed), control characters removed with a warning (line
+        breaks and tabs are kept in multi-line text, spaces in one-line text)."""
         raw = self.string(name, value)
         if raw is None:
             return None
+        if not multiline:
+            # A line break or tab in a one-line field ("Chiari\tBS") separates words.
+            raw = "".join(" " if c in _WHITESPACE else c for c in raw)
         kept, removed = without_controls(raw, multiline=multiline)
         if removed:
             self.warn(name, WarningCode.CONTROL_CHARACTERS)

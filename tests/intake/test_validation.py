@@ -331,3 +331,17 @@ def test_signed_headers_verify_with_any_active_secret() -> None:
 )
 def test_timestamp_window(value: str, fresh: bool) -> None:
     assert timestamp_is_fresh(value, NOW) is fresh
+
+
+def test_free_text_keeps_its_words_and_loses_its_controls() -> None:
+    parsed = parse_case(
+        {"municipality": "Sant'Angelo\tLodigiano\n", "summary": " a\tb\r\nc\x00 "},
+        now=NOW,
+        served=SERVED,
+    )
+    assert parsed.fields.municipality == "Sant'Angelo Lodigiano"
+    assert parsed.fields.resolution.sigla == "LO"
+    assert parsed.fields.summary == "a\tb\r\nc"
+    assert [(w.field, w.code) for w in parsed.warnings] == [
+        ("summary", WarningCode.CONTROL_CHARACTERS)
+    ]
