@@ -3,16 +3,36 @@ edges (PostgreSQL refuses NUL in text, and none of them is anything a person typ
 
 from __future__ import annotations
 
+import functools
+import re
+
 # Controls that are line breaks and tabs: free text may keep them.
 LINE_BREAKS_AND_TABS = "\n\r\t"
+# C0 and C1 controls, DEL, and lone surrogates (not text: no database can store them).
+_CONTROL_RANGES = ((0, 31), (127, 159), (0xD800, 0xDFFF))
 
 
-def is_control(c: str, allowed: str = "") -> bool:
-    """C0 and C1 controls, DEL, and lone surrogates (not text: no database can store them),
-    except those in `allowed`."""
-    code = ord(c)
-    return c not in allowed and (code < 32 or 127 <= code < 160 or 0xD800 <= code <= 0xDFFF)
+@functools.cache
+def _pattern(allowed: str) -> re.Pattern[str]:
+    """The control characters but `allowed`, as one character class (the scan runs in C)."""
+    codes = [
+        code
+        for low, high in _CONTROL_RANGES
+        for code in range(low, high + 1)
+        if chr(code) not in allowed
+    ]
+    ranges: list[tuple[int, int]] = []
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    return re.compile("[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]")
 
 
 def has_control(value: str, allowed: str = "") -> bool:
-    return any(is_control(c, allowed) for c in value)
+    return _pattern(allowed).search(value) is not None
+
+
+def remove_controls(value: str, allowed: str = "") -> str:
+    return _pattern(allowed).sub("", value)

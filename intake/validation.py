@@ -26,7 +26,7 @@ from babel import Locale
 
 from core.phones import InvalidPhone, PhoneHasLetters, parse_phone
 from core.provinces import lookup_province
-from core.text import LINE_BREAKS_AND_TABS, has_control, is_control
+from core.text import LINE_BREAKS_AND_TABS, has_control, remove_controls
 from intake.models import AgeBand, Exploitation, Gender, Minor, Need, ReporterType
 from routing.models import ContactSafe, Urgency
 from routing.places import MatchKind, ProvinceResolution, resolve_municipality, resolve_province
@@ -232,8 +232,7 @@ _WHITESPACE = "\t\n\r\x0b\x0c"
 def without_controls(value: str, *, multiline: bool = False) -> tuple[str, bool]:
     """`value` without control characters (newlines and tabs kept in multi-line text) and
     whether any were removed. PostgreSQL refuses NUL in text: nothing with it goes further."""
-    allowed = LINE_BREAKS_AND_TABS if multiline else ""
-    kept = "".join(c for c in value if not is_control(c, allowed))
+    kept = remove_controls(value, LINE_BREAKS_AND_TABS if multiline else "")
     return kept, len(kept) != len(value)
 
 
@@ -246,7 +245,7 @@ def printable(value: str, *, max_length: int = MAX_SUMMARY) -> str:
 def _key(value: str) -> str:
     """A value as codes and places are looked up: no controls or invisible format characters
     (zero-width space, BOM), odd whitespace (no-break, ideographic) trimmed and single."""
-    visible = "".join(c for c in value if not is_control(c) and unicodedata.category(c) != "Cf")
+    visible = "".join(c for c in remove_controls(value) if unicodedata.category(c) != "Cf")
     return " ".join(visible.split())
 
 
@@ -439,21 +438,17 @@ def _object(data: object) -> Mapping[str, Any]:
 
 def _external_id(body: Mapping[str, Any]) -> str:
     value = body.get("external_id")
-    problem = None
-    if value is None:
-        problem = "is required"
-    elif not isinstance(value, str):
-        problem = "must be a string"
+    if not isinstance(value, str):
+        problem = "is required" if value is None else "must be a string"
     elif has_control(value):
         problem = "must not contain control characters"
     elif not value.strip():
         problem = "must not be blank"
     elif len(value) > MAX_EXTERNAL_ID:
         problem = f"must be at most {MAX_EXTERNAL_ID} characters long"
-    if problem is not None:
-        raise ValidationFailed([FieldError("external_id", problem)])
-    assert isinstance(value, str)  # noqa: S101 -- narrowing for mypy: every other path raised
-    return value
+    else:
+        return value
+    raise ValidationFailed([FieldError("external_id", problem)])
 
 
 def _urgency(read: _Reader, value: object) -> Urgency:

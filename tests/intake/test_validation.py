@@ -134,7 +134,8 @@ def _strings(value: object) -> list[str]:
     return []
 
 
-@settings(max_examples=300)
+# No deadline: the first phone or comune read loads phonenumbers' and ISTAT's data (~0.4 s).
+@settings(max_examples=300, deadline=None)
 @given(json_values | contract_shaped)
 def test_only_an_unusable_body_is_refused_and_nothing_stored_holds_a_control(data: Any) -> None:
     errors: list[FieldError] = []
@@ -156,7 +157,8 @@ def test_only_an_unusable_body_is_refused_and_nothing_stored_holds_a_control(dat
         text.encode("utf-8")  # no lone surrogate: the database can store it
 
 
-@settings(max_examples=300)
+# No deadline: the first phone or comune read loads phonenumbers' and ISTAT's data (~0.4 s).
+@settings(max_examples=300, deadline=None)
 @given(valid_bodies)
 def test_every_valid_body_is_read_without_a_warning(body: dict[str, Any]) -> None:
     parsed = parse_handoff(json.loads(json.dumps(body)), now=NOW, served=SERVED)
