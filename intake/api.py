@@ -188,12 +188,12 @@ def _receive(
         outcome = replayed_handoff(session, caller=caller, external_id=handoff.external_id, now=now)
         body = _handoff_body(outcome, warnings) | {"duplicate": True}
         return _commit_counted(session, caller, now, (jsonify(body), 200))
-    if warnings:
-        fields = ",".join(sorted({warning.field for warning in warnings}))
-        log.info("case %s: fields not understood: %s", outcome.reference, fields)
     response = jsonify(_handoff_body(outcome, warnings))
     response.headers["Location"] = f"{bp.url_prefix}/handoffs/{quote(handoff.external_id, '')}"
     answer = _commit_counted(session, caller, now, (response, 201))
+    if answer[1] == 201 and warnings:
+        fields = ",".join(sorted({warning.field for warning in warnings}))
+        log.info("case %s: fields not understood: %s", outcome.reference, fields)
     if answer[1] == 201 and outcome.dispatch_id is not None and outcome.pages_queued:
         # The first pages go out once the answer is on its way, not at the next tick.
         after_response(FollowUp(to_send={outcome.dispatch_id}))
