@@ -142,6 +142,15 @@ def get_session() -> Session:
     return session
 
 
+def rollback_session() -> None:
+    """Undo the current app context's unfinished work, if it has a session. An error page
+    calls it first: after a failed statement PostgreSQL refuses every further one in the
+    transaction, and the page itself reads the signed-in user."""
+    session: Session | None = g.get("db_session")
+    if session is not None:
+        session.rollback()
+
+
 def _close_session(_exc: BaseException | None) -> None:
     session: Session | None = g.pop("db_session", None)
     if session is not None:

@@ -9,8 +9,12 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.sansio.response import Response as WerkzeugResponse
+
+from core.db import rollback_session
+from core.text import LINE_BREAKS_AND_TABS, has_control
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,9 @@ def _messages() -> dict[int, str]:
 
 
 def _render(code: int, message: str) -> tuple[Response | str, int]:
+    # Whatever the request left unfinished is not committed anyway; on PostgreSQL a failed
+    # statement would also make the page's own queries fail (and a bare page go out).
+    rollback_session()
     if _wants_json():
         return jsonify(error=message, status=code), code
     return render_template("core/error.html", code=code, message=message), code
@@ -74,11 +81,49 @@ def _csrf_error(exc: CSRFError) -> tuple[Response | str, int]:
 def _unexpected(exc: Exception) -> tuple[Response | str, int] | WerkzeugResponse:
     if isinstance(exc, HTTPException):
         return _http_error(exc)
+    # First: logging the error may itself read the signed-in user.
+    rollback_session()
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
     return _render(500, _messages()[500])
 
 
+def _has_control(values: MultiDict[str, str]) -> bool:
+    return any(
+        has_control(key) or has_control(value, LINE_BREAKS_AND_TABS)
+        for key, value in values.items(multi=True)
+    )
+
+
+def refuse_control_characters() -> tuple[Response | str, int] | None:
+    """Before every page: a query parameter or form field holding a control character is
+    refused with a message saying so, before any view reads it (PostgreSQL refuses NUL in
+    text; none of them is anything a person typed). Line breaks and tabs are text. The JSON
+    API and Twilio's webhooks read their input themselves."""
+    if _wants_json():
+        return None
+    if _has_control(request.args):
+        return _render(
+            400,
+            _(
+                "The address contains control characters (invisible characters that are not "
+                "text). Check the link and try again."
+            ),
+        )
+    if request.method != "GET" and _has_control(request.form):
+        log.info("form on %s refused: control characters", request.path)
+        return _render(
+            400,
+            _(
+                "The form contains control characters (invisible characters that are not "
+                "text, often pasted from another program). Go back, remove them and send it "
+                "again."
+            ),
+        )
+    return None
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(refuse_control_characters)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(InternalServerError, _unexpected)

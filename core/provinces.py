@@ -30,6 +30,19 @@ ALIASES: Mapping[str, str] = MappingProxyType(
     }
 )
 
+# How people write "the province of X" (normalised: apostrophes are spaces), and what the
+# preposition leaves of the name's article ("della Spezia" is "La Spezia"). Stripped only when
+# what follows is a province on its own, so nothing is guessed.
+_PREFIXES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "provincia di ": ("",),
+        "provincia del ": ("",),
+        "provincia della ": ("", "la "),
+        "provincia dell ": ("", "l "),
+        "citta metropolitana di ": ("",),
+    }
+)
+
 # Apostrophes (straight, typographic, modifier letter, backtick), hyphens and dashes, dots.
 _SEPARATORS = re.compile(r"['\u2018\u2019\u201b\u02bc\u02b9`\u00b4\-\u2010-\u2015\u2212.]")
 
@@ -99,8 +112,9 @@ def lookup_province(text: str) -> Province | None:
     """The province a sigla, name or ISTAT code designates, or None when it designates none.
 
     Accepts "BS"/" bs ", "Brescia"/"BRESCIA", "Forli-Cesena"/"Forlì-Cesena", "Reggio Emilia",
-    "Bolzano"/"Bozen", and ISTAT codes "017"/"17" (metropolitan cities by their current code,
-    "215", or by their pre-2015 province code, "015"). Never raises on any string.
+    "Bolzano"/"Bozen", "Provincia di Brescia", "Città metropolitana di Milano", and ISTAT
+    codes "017"/"17" (metropolitan cities by their current code, "215", or by their pre-2015
+    province code, "015"). Never raises on any string.
     """
     stripped = text.strip()
     # isdigit() alone would accept "²" or Arabic-Indic digits, which int() then mishandles.
@@ -111,4 +125,19 @@ def lookup_province(text: str) -> Province | None:
     if len(key) == 2 and key.upper() in all_provinces():
         return all_provinces()[key.upper()]
     sigla = _by_name().get(key)
+    if sigla is None:
+        sigla = _after_prefix(key)
     return all_provinces()[sigla] if sigla else None
+
+
+def _after_prefix(key: str) -> str | None:
+    """The sigla of "provincia di brescia" or "provincia di bs" (a normalised key), if any."""
+    for prefix, articles in _PREFIXES.items():
+        if key.startswith(prefix):
+            rest = key[len(prefix) :]
+            if rest.upper() in all_provinces():
+                return rest.upper()
+            for article in articles:
+                if (sigla := _by_name().get(article + rest)) is not None:
+                    return sigla
+    return None

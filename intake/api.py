@@ -38,10 +38,11 @@ from intake.signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from intake.validation import (
     MAX_BODY_BYTES,
     FieldError,
-    HandoffInput,
+    FieldWarning,
+    ParsedHandoff,
     ValidationFailed,
     parse_body,
-    validate_handoff,
+    parse_handoff,
 )
 from oncall.chain import on_call_chain
 from routing.dispatch import FollowUp
@@ -133,12 +134,12 @@ def post_handoff() -> Answer:
     if not isinstance(raw, bytes):
         return raw
     now = clock_now()
-    # Validation is pure CPU: done before the transaction so no lock waits for it. Its result
-    # is told only to an authenticated source.
-    handoff: HandoffInput | None = None
+    # Reading the body is pure CPU: done before the transaction so no lock waits for it. Its
+    # result is told only to an authenticated source.
+    handoff: ParsedHandoff | None = None
     problems: ValidationFailed | None = None
     try:
-        handoff = validate_handoff(parse_body(raw), now=now, served=get_settings().provinces)
+        handoff = parse_handoff(parse_body(raw), now=now, served=get_settings().provinces)
     except ValidationFailed as exc:
         problems = exc
     session = get_session()
@@ -151,7 +152,7 @@ def post_handoff() -> Answer:
 def _receive(
     session: Session,
     raw: bytes,
-    handoff: HandoffInput | None,
+    parsed: ParsedHandoff | None,
     problems: ValidationFailed | None,
     now: datetime,
 ) -> Answer:
@@ -159,11 +160,12 @@ def _receive(
     caller = _authenticate(session, raw, now)
     if not isinstance(caller, Caller):
         return caller
-    if problems is not None or handoff is None:
+    if problems is not None or parsed is None:
         errors = problems.errors if problems is not None else []
         log.info("source %s: hand-off refused, fields %s", caller.name, _fields(errors))
         return _commit_counted(session, caller, now, _invalid(errors))
 
+    handoff, warnings = parsed.fields, parsed.warnings
     try:
         outcome = open_case(
             session,
@@ -174,31 +176,38 @@ def _receive(
             handoff=ReceivedHandoff(
                 source_id=caller.source_id,
                 external_id=handoff.external_id,
+                # As received (encrypted at rest): JSON escapes a NUL as \u0000, and a raw one
+                # is no JSON (refused above), so this text holds none.
                 payload=raw.decode("utf-8"),
             ),
+            warnings=warnings,
         )
     except AlreadyReceived:
         # Sent before: undo this attempt (its case number too) and answer with the first case.
         session.rollback()
         outcome = replayed_handoff(session, caller=caller, external_id=handoff.external_id, now=now)
-        body = _handoff_body(outcome) | {"duplicate": True}
+        body = _handoff_body(outcome, warnings) | {"duplicate": True}
         return _commit_counted(session, caller, now, (jsonify(body), 200))
-    response = jsonify(_handoff_body(outcome))
+    response = jsonify(_handoff_body(outcome, warnings))
     response.headers["Location"] = f"{bp.url_prefix}/handoffs/{quote(handoff.external_id, '')}"
     answer = _commit_counted(session, caller, now, (response, 201))
+    if answer[1] == 201 and warnings:
+        fields = ",".join(sorted({warning.field for warning in warnings}))
+        log.info("case %s: fields not understood: %s", outcome.reference, fields)
     if answer[1] == 201 and outcome.dispatch_id is not None and outcome.pages_queued:
         # The first pages go out once the answer is on its way, not at the next tick.
         after_response(FollowUp(to_send={outcome.dispatch_id}))
     return answer
 
 
-def _handoff_body(outcome: OpenedCase) -> dict[str, Any]:
+def _handoff_body(outcome: OpenedCase, warnings: tuple[FieldWarning, ...]) -> dict[str, Any]:
     return {
         "case": outcome.reference,
         "province": outcome.province,
         "province_source": outcome.province_source,
         "status": outcome.status,
         "on_call": _person(outcome.on_call),
+        "warnings": [warning.as_json() for warning in warnings],
     }
 
 

@@ -225,7 +225,7 @@ def seed_cases(app: Flask) -> None:
                     "summary": "Caso dimostrativo: nessun dato reale.",
                     **spec.body,
                 }
-                fields = manual_case_fields(body, now=at, served=settings.provinces)
+                fields = manual_case_fields(body, now=at, served=settings.provinces).fields
                 opened = open_case(
                     db,
                     channel=Channel.MANUAL if number % 2 else Channel.WEBHOOK,

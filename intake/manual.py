@@ -7,16 +7,12 @@ validation (design §4), so the same input gives the same fields, warnings and r
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from intake.validation import CaseFields, FieldError, ValidationFailed, validate_handoff
-from routing.models import ContactSafe
+from intake.validation import ParsedCase, parse_case
 
-# validate_handoff wants a sender's id; a manual case has no hand-off row, so any value does.
-_NO_EXTERNAL_ID = "manual"
 LIST_FIELDS = ("exploitation", "needs")
 
 
@@ -36,7 +32,6 @@ def handoff_body(form: Mapping[str, str], lists: Mapping[str, Sequence[str]]) ->
         "languages": [item for item in languages if item] or None,
     }
     body: dict[str, Any] = {
-        "external_id": _NO_EXTERNAL_ID,
         "province": given("province"),
         "municipality": given("municipality"),
         "callback_phone": given("callback_phone"),
@@ -53,16 +48,7 @@ def handoff_body(form: Mapping[str, str], lists: Mapping[str, Sequence[str]]) ->
 
 def manual_case_fields(
     body: dict[str, Any], *, now: datetime, served: Collection[str]
-) -> CaseFields:
-    """The validated fields of a manual case, or ValidationFailed listing every problem."""
-    fields = validate_handoff(body, now=now, served=served)
-    contact_safe = body.get("contact_safe")
-    if contact_safe is not None:
-        # The validation of today does not read contact_safe; the form offers only its codes.
-        try:
-            fields = dataclasses.replace(fields, contact_safe=ContactSafe(contact_safe))
-        except ValueError:
-            raise ValidationFailed(
-                [FieldError("contact_safe", "must be one of: yes, no, unknown")]
-            ) from None
-    return fields
+) -> ParsedCase:
+    """The fields of a manual case as the webhook would read them, and the warnings: what was
+    not understood (the form shows them and asks before opening the case as it is)."""
+    return parse_case(body, now=now, served=served)

@@ -15,9 +15,11 @@ from intake.validation import (
     MAX_ITEMS,
     MAX_PHONE,
     MAX_PLACE,
-    MAX_SUMMARY,
+    MAX_WARNINGS,
+    WARNING_MESSAGES,
+    WarningCode,
 )
-from routing.models import CaseStatus, Urgency
+from routing.models import CaseStatus, ContactSafe, Urgency
 from routing.places import ProvinceSource
 
 API_VERSION = "1.0.0"
@@ -49,8 +51,26 @@ def _list_of(enum: type[StrEnum], description: str) -> dict[str, Any]:
     }
 
 
-def _text(max_length: int, description: str, **extra: Any) -> dict[str, Any]:
-    return {"type": ["string", "null"], "maxLength": max_length, "description": description} | extra
+def _text(max_length: int | None, description: str, **extra: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": ["string", "null"], "description": description}
+    return schema | ({"maxLength": max_length} if max_length else {}) | extra
+
+
+WARNING = {
+    "type": "object",
+    "required": ["field", "message"],
+    "properties": {
+        "field": {
+            "type": "string",
+            "description": "Dotted path (`person.age_band`, `needs[1]`), or `body`.",
+        },
+        "message": {
+            "type": "string",
+            "description": "What was wrong and what Ali did instead (it never repeats the value "
+            "sent).",
+        },
+    },
+}
 
 
 SIGNING = f"""\
@@ -96,6 +116,13 @@ HANDOFF_EXAMPLE = {
     },
     "needs": ["pronta_accoglienza", "interpreter"],
     "summary": "Giovane donna accompagnata dai Carabinieri, necessita di accoglienza stanotte.",
+    "contact_safe": "no",
+}
+# Mistakes that open a case all the same: an emergency is never lost to a typo.
+MISTAKEN_EXAMPLE = {
+    "external_id": "NV-2026-118736",
+    "urgency": "EMERGENZA!!",
+    "province": "Bresica",
 }
 ACCEPTED_EXAMPLE = {
     "case": "BS-2026-0042",
@@ -103,7 +130,42 @@ ACCEPTED_EXAMPLE = {
     "province_source": "municipality",
     "status": "dispatched",
     "on_call": {"name": "Operatore 1 BS", "phone": "+393330000011"},
+    "warnings": [],
 }
+MISTAKEN_ANSWER = {
+    "case": "XX-2026-0007",
+    "province": None,
+    "province_source": "unresolved",
+    "status": "dispatched",
+    "on_call": None,
+    "warnings": [
+        {"field": "urgency", "message": WARNING_MESSAGES[WarningCode.URGENCY_UNKNOWN]},
+        {"field": "province", "message": WARNING_MESSAGES[WarningCode.PROVINCE_UNKNOWN]},
+    ],
+}
+TOLERANCE = f"""\
+The schema says what to send. Ali refuses (422) only a body it cannot use: one that is not a
+JSON object, or whose `external_id` is missing, not a string, blank, longer than
+{MAX_EXTERNAL_ID} characters or holding control characters. **A hand-off is never refused for
+what it says about the case**: anything else that breaks the schema opens the case all the
+same (201), as far as it is understood, and the answer's `warnings` lists each field that was
+not understood (`{{field, message}}`, at most {MAX_WARNINGS} and one saying there were more);
+the same warnings are on the case's timeline for whoever works it.
+
+* Codes match in any case, ignoring spaces around them and invisible characters (a zero-width
+  space); `_` may be written as a space or a hyphen.
+* An `urgency` that is there but not understood counts as `emergency`: over-alerting is the
+  safe side.
+* Other codes not understood are stored as `other` or `unknown` where the field has them
+  (`minor`, `needs` and languages have neither: left out).
+* A `province`, `municipality` or `caller_phone` Ali cannot read is left out of routing, never
+  guessed: the other rules still run, and with none left the case is `unresolved` and goes to
+  the coordinators.
+* A phone number with letters is not used (`+39 333 CALL ME`); an extension is kept
+  (`+39 030 712 3456 int. 12`).
+* Control characters are removed from free text (line breaks and tabs stay in `summary`).
+* A value of the wrong type (a number for a string, an object for a list) is ignored; a single
+  code where a list was expected is read as a list of one."""
 
 
 def _schemas() -> dict[str, Any]:
@@ -133,12 +195,19 @@ def _schemas() -> dict[str, Any]:
             "description": "The primary on call for the province when the case was opened "
             "(the one it was routed to); null when nobody was, or the province has no rota here."
         },
+        "warnings": {
+            "type": "array",
+            "items": _ref("FieldWarning"),
+            "description": "The fields of this body that were not understood, and what Ali "
+            "did instead; empty when all was understood.",
+        },
     }
     return {
         "Handoff": {
             "type": "object",
             "description": "One report. Only `external_id` is required; `null` counts as absent. "
-            "Fields not listed here are accepted and ignored, so a sender may add its own.",
+            "Fields not listed here are accepted and ignored, so a sender may add its own.\n\n"
+            + TOLERANCE,
             "required": ["external_id"],
             "additionalProperties": True,
             "properties": {
@@ -146,21 +215,23 @@ def _schemas() -> dict[str, Any]:
                     "type": "string",
                     "minLength": 1,
                     "maxLength": MAX_EXTERNAL_ID,
-                    "pattern": "^[^\\u0000-\\u001f\\u007f]+$",
+                    "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$",
                     "description": "The sender's id of the report, unique per source: sending "
                     "it again answers 200 with the case it opened (the first body wins). "
-                    "Not blank, no control characters.",
+                    "Not blank, no control characters: the one field whose mistakes are refused.",
                 },
                 "received_at": _text(
                     40,
                     "When the sender received the report: ISO 8601 with a UTC offset, not in "
-                    "the future (5 minutes of clock difference are tolerated). Default: now.",
+                    "the future (5 minutes of clock difference are tolerated). Default, and "
+                    "when not understood (a warning): now.",
                     format="date-time",
                 ),
                 "province": _text(
                     MAX_PLACE,
-                    "Sigla (BS), name in any case, with or without accents (Brescia), or ISTAT "
-                    "code (017). When given it decides; an unknown one is an error.",
+                    "Sigla (BS), name in any case, with or without accents (Brescia, Provincia "
+                    "di Brescia), or ISTAT code (017). When given it decides; one Ali cannot "
+                    "read is left out of routing with a warning (never guessed).",
                 ),
                 "municipality": _text(
                     MAX_PLACE,
@@ -174,21 +245,36 @@ def _schemas() -> dict[str, Any]:
                     "places the case when nothing else does; mobiles carry no place. Italian "
                     "numbers may omit +39.",
                 ),
-                "callback_phone": _text(MAX_PHONE, "Where the operator can call back."),
+                "callback_phone": _text(
+                    MAX_PHONE,
+                    "Where the operator can call back; an extension is kept "
+                    "(`+39 030 712 3456 int. 12`).",
+                ),
                 "urgency": _codes(
                     Urgency,
-                    "`emergency`: immediate danger or shelter needed now. Default `ordinary`.",
+                    "`emergency`: immediate danger or shelter needed now. Default `ordinary`; "
+                    "a value not understood counts as `emergency` (with a warning).",
                 ),
                 "reporter_type": _codes(ReporterType, "Who reported to the sender."),
                 "exploitation": _list_of(Exploitation, "Forms of exploitation."),
                 "person": _nullable(_ref("Person")),
                 "needs": _list_of(Need, "What the person needs."),
                 "summary": _text(
-                    MAX_SUMMARY,
-                    "Free text, stored encrypted; line breaks allowed.",
+                    None,
+                    "Free text, stored encrypted and kept whole (the body's size limit "
+                    "bounds it); line breaks allowed.",
+                ),
+                "contact_safe": _codes(
+                    ContactSafe,
+                    "Whether the person may be called or texted back (an exploiter may hold "
+                    "the phone). Default, and when not understood: `unknown`.",
                 ),
             },
-            "examples": [HANDOFF_EXAMPLE, {"external_id": "NV-2026-118735", "province": "BG"}],
+            "examples": [
+                HANDOFF_EXAMPLE,
+                {"external_id": "NV-2026-118735", "province": "BG"},
+                MISTAKEN_EXAMPLE,
+            ],
         },
         "Person": {
             "type": "object",
@@ -212,11 +298,12 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "OnCallPerson": on_call_person,
+        "FieldWarning": WARNING,
         "CaseCreated": {
             "type": "object",
             "required": list(accepted_properties),
             "properties": accepted_properties,
-            "examples": [ACCEPTED_EXAMPLE],
+            "examples": [ACCEPTED_EXAMPLE, MISTAKEN_ANSWER],
         },
         "CaseReplayed": {
             "type": "object",
@@ -292,12 +379,8 @@ def _schemas() -> dict[str, Any]:
                 }
             },
             "examples": [
-                {
-                    "errors": [
-                        {"field": "person.age_band", "message": "must be one of: 0-13, ..."},
-                        {"field": "summary", "message": "must be at most 2000 characters long"},
-                    ]
-                }
+                {"errors": [{"field": "external_id", "message": "is required"}]},
+                {"errors": [{"field": "body", "message": "is not a JSON document"}]},
             ],
         },
     }
@@ -326,7 +409,7 @@ def _responses() -> dict[str, Any]:
 def _paths() -> dict[str, Any]:
     handoff_result = {
         "201": {
-            "description": "A case was opened.",
+            "description": "A case was opened (with `warnings` for what was not understood).",
             "headers": {
                 "Location": {
                     "description": "Where to ask for the hand-off's status.",
@@ -356,7 +439,9 @@ def _paths() -> dict[str, Any]:
                     "413": _error(f"The body is larger than {MAX_BODY_BYTES} bytes."),
                     "415": _error("The body is not `application/json` (UTF-8)."),
                     "422": _error(
-                        "The body is not JSON, or breaks the contract: every problem is listed.",
+                        "The hand-off is unusable: the body is not a JSON object, or "
+                        "`external_id` is missing, not a string, blank, too long or holds "
+                        "control characters. Nothing else is refused.",
                         "ValidationErrors",
                     ),
                     "429": {"$ref": "#/components/responses/RateLimited"},

@@ -12,7 +12,7 @@ import logging
 import math
 import re
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -35,7 +35,7 @@ from core.formatting import local_date
 from core.models import AuditEntry, User
 from intake.models import DEFAULT_RATE_LIMIT, Handoff, Source, SourceRateWindow, SourceSecret
 from intake.signing import signature_matches, timestamp_is_fresh
-from intake.validation import CaseFields
+from intake.validation import CaseFields, FieldWarning
 from routing.dispatch import start_dispatch
 from routing.lifecycle import record_read
 from routing.models import (
@@ -402,6 +402,7 @@ def open_case(
     fields: CaseFields,
     now: datetime,
     handoff: ReceivedHandoff | None = None,
+    warnings: Sequence[FieldWarning] = (),
 ) -> OpenedCase:
     """Open a case from any channel: its reference, its hand-off row where there is one, its
     first events and audit entry, and — in the same transaction — its dispatch with the first
@@ -412,6 +413,9 @@ def open_case(
     (committed, or committing: PostgreSQL makes this insert wait for it) leaves nothing
     inserted, and this raises AlreadyReceived: the caller rolls back (the case number too)
     and answers with `replayed_handoff`.
+
+    `warnings` (what `parse_case`/`parse_handoff` did not understand) become one `warning`
+    event on the timeline, so whoever works the case sees what was wrong with what was sent.
 
     The case's rows go in as prebuilt Core statements (this is the intake's hot path); the
     dispatch is routing's, through its service.
@@ -449,25 +453,34 @@ def open_case(
         if handoff_id is None:
             raise AlreadyReceived(handoff.external_id)
         created["handoff_id"] = detail["handoff_id"] = handoff_id
-    connection.execute(
-        statements.insert_event,
-        [
+    events = [
+        {
+            "case_id": case_id,
+            "at": now,
+            "kind": CaseEventKind.CREATED.value,
+            "actor": brought_by.actor,
+            "data": created,
+        },
+        {
+            "case_id": case_id,
+            "at": now,
+            "kind": CaseEventKind.ROUTED.value,
+            "actor": "system",
+            "data": _routed(resolution.sigla, resolution.source, chain is not None, primary),
+        },
+    ]
+    if warnings:
+        events.append(
             {
                 "case_id": case_id,
                 "at": now,
-                "kind": CaseEventKind.CREATED.value,
+                "kind": CaseEventKind.WARNING.value,
                 "actor": brought_by.actor,
-                "data": created,
-            },
-            {
-                "case_id": case_id,
-                "at": now,
-                "kind": CaseEventKind.ROUTED.value,
-                "actor": "system",
-                "data": _routed(resolution.sigla, resolution.source, chain is not None, primary),
-            },
-        ],
-    )
+                # Field names and what was wrong, never what was sent (it may be personal data).
+                "data": {"warnings": [_warning_data(warning) for warning in warnings]},
+            }
+        )
+    connection.execute(statements.insert_event, events)
     connection.execute(
         statements.insert_audit,
         audit.entry_values(
@@ -508,6 +521,10 @@ def open_case(
         dispatch_id=dispatch.id,
         pages_queued=queued,
     )
+
+
+def _warning_data(warning: FieldWarning) -> dict[str, str]:
+    return {"field": warning.field, "code": warning.code.value, "message": warning.message}
 
 
 def _case_row(  # noqa: PLR0917 -- a private row builder, called once

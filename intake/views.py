@@ -8,6 +8,7 @@ routing's lifecycle. Every view of a case is an audit entry (field names, never 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -27,7 +28,7 @@ from core.models import User
 from intake.manual import LIST_FIELDS, handoff_body, manual_case_fields
 from intake.models import AgeBand, Exploitation, Gender, Minor, Need, ReporterType
 from intake.services import BroughtBy, open_case
-from intake.validation import MAX_SUMMARY, FieldError, ValidationFailed
+from intake.validation import MAX_SUMMARY, FieldWarning
 from intake.workspace import (
     ALL,
     OPEN,
@@ -126,6 +127,7 @@ EVENT_LABELS = {
     "callback_started": _l("Call back requested"),
     "callback": _l("Call back ended"),
     "partner_call": _l("Call on the partner line"),
+    "warning": _l("Hand-off not fully understood"),
 }
 MINOR_LABELS = {
     "yes": _l("yes"),
@@ -359,14 +361,12 @@ def new_case() -> str:
     )
 
 
-def _field_messages(errors: list[FieldError]) -> dict[str, str]:
+def _field_messages(warnings: Sequence[FieldWarning]) -> dict[str, str]:
     """One message per form field (`person.languages[1]` is the languages field)."""
     found: dict[str, str] = {}
-    for error in errors:
-        name = error.field.split("[", 1)[0]
-        if name in {"body", "external_id"}:
-            name = "summary"
-        found.setdefault(name, str(FIELD_MESSAGES.get(name, error.message)))
+    for warning in warnings:
+        name = warning.field.split("[", 1)[0]
+        found.setdefault(name, str(FIELD_MESSAGES.get(name, warning.message)))
     return found
 
 
@@ -380,20 +380,30 @@ def create_case() -> tuple[str, int] | WerkzeugResponse:
     settings = get_settings()
     form = {key: value for key, value in request.form.items() if key not in LIST_FIELDS}
     lists = {name: request.form.getlist(name) for name in LIST_FIELDS}
-    try:
-        fields = manual_case_fields(handoff_body(form, lists), now=now, served=settings.provinces)
-    except ValidationFailed as exc:
-        flash(_("The case was not opened: correct the fields marked below."), "error")
+    parsed = manual_case_fields(handoff_body(form, lists), now=now, served=settings.provinces)
+    if parsed.warnings and request.form.get("as_it_is") != "1":
+        # The person typing is right here: show what was not understood and let them correct
+        # it, or open the case as it is (an emergency is never held up by a typo).
+        flash(
+            _("Some fields were not understood: correct them, or open the case as it is."),
+            "error",
+        )
         return render_template(
             "intake/new.html",
             form=form,
             lists=lists,
-            errors=_field_messages(exc.errors),
+            errors=_field_messages(parsed.warnings),
+            as_it_is=True,
             served=settings.provinces,
             **_choices(),
         ), 422
     opened = open_case(
-        session, channel=Channel.MANUAL, brought_by=BroughtBy.user(user), fields=fields, now=now
+        session,
+        channel=Channel.MANUAL,
+        brought_by=BroughtBy.user(user),
+        fields=parsed.fields,
+        now=now,
+        warnings=parsed.warnings,
     )
     follow_up = FollowUp(to_send={opened.dispatch_id} if opened.dispatch_id else set())
     taken = False

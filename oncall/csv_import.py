@@ -35,6 +35,7 @@ from core.formatting import LocalTimeError, format_stamp, parse_instant
 from core.models import Role, User
 from core.phones import InvalidPhone, normalise_phone
 from core.provinces import lookup_province
+from core.text import has_control
 from oncall.editing import RotaError, add_shift
 from oncall.models import RotaShift
 from oncall.schedule import Tier
@@ -145,6 +146,14 @@ def read_csv(data: bytes | str, columns: Sequence[str]) -> CsvTable:
             )
             continue
         cells += [""] * (width - len(cells))
+        holding = [n for i, n in enumerate(names[:width]) if n in columns and has_control(cells[i])]
+        if holding:
+            # NUL would fail on PostgreSQL, and no control character is part of a name or date.
+            table.errors.append(
+                f"line {line}: {', '.join(holding)} contains control characters (invisible "
+                "characters that are not text); remove them"
+            )
+            continue
         table.rows.append(
             (line, {name: cells[i] for i, name in enumerate(names[:width]) if name in columns})
         )

@@ -65,6 +65,7 @@ class CaseEventKind(StrEnum):
     PARTNER_CALL = "partner_call"  # a call to the partner line: connected, ended, message left
     CALLBACK_STARTED = "callback_started"  # an operator asked Ali to call the person back
     CALLBACK = "callback"  # a call back ended: its status and talk time
+    WARNING = "warning"  # fields of the hand-off not understood: field names and codes only
 
 
 class ContactSafe(StrEnum):

@@ -182,3 +182,28 @@ def test_every_province_is_found_by_name_sigla_and_code(
     assert lookup_province(data.draw(spelled(province.sigla))) == province
     code = province.istat_code
     assert lookup_province(data.draw(st.sampled_from([code, code.lstrip("0")]))) == province
+
+
+@pytest.mark.parametrize(
+    ("text", "sigla"),
+    [
+        ("Provincia di Brescia", "BS"),
+        ("PROVINCIA DI BS", "BS"),
+        ("provincia di Bergamo ", "BG"),
+        ("Provincia della Spezia", "SP"),
+        ("Provincia dell'Aquila", "AQ"),
+        ("Provincia del Sud Sardegna", "SU"),
+        ("Città metropolitana di Milano", "MI"),
+    ],
+)
+def test_a_leading_provincia_di_is_read_when_a_province_follows(text: str, sigla: str) -> None:
+    found = lookup_province(text)
+    assert found is not None
+    assert found.sigla == sigla
+
+
+@pytest.mark.parametrize(
+    "text", ["Provincia di Bresica", "Provincia di", "provincia di 017", "Provincia di Chiari"]
+)
+def test_a_leading_provincia_di_guesses_nothing(text: str) -> None:
+    assert lookup_province(text) is None

@@ -22,7 +22,7 @@ def new_case(
     db: Session, *, now: datetime, by: User, channel: Channel = Channel.MANUAL, **body: Any
 ) -> Case:
     """A case as manual entry opens it, from the fields of a hand-off body."""
-    fields = manual_case_fields({"external_id": "x", **body}, now=now, served=SERVED)
+    fields = manual_case_fields(body, now=now, served=SERVED).fields
     opened = open_case(db, channel=channel, brought_by=BroughtBy.user(by), fields=fields, now=now)
     db.commit()
     return db.scalars(select(Case).where(Case.id == opened.case_id)).one()

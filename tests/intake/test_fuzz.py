@@ -1,5 +1,6 @@
-"""Schemathesis against the OpenAPI document, every request validly signed: no 5xx, and every
-answer (status, headers, body) as documented.
+"""Schemathesis against the OpenAPI document, every request validly signed: no 5xx, every
+answer (status, headers, body) as documented, and a hand-off refused (422) only when it is
+unusable: whatever else the fuzzer puts in a body opens a case.
 
 Driven through `operation.as_strategy()` and hypothesis directly: schemathesis' pytest
 integration (`schemathesis.pytest.from_fixture`) reads a pytest node attribute that pytest 9
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from core.clock import FrozenClock
 from intake.signing import signed_headers
+from intake.validation import MAX_EXTERNAL_ID
 from tests.intake.signed import make_source
 
 CHECKS = [
@@ -44,6 +46,23 @@ OPERATIONS = [
 ]
 # Modest and fixed, so the suite stays fast and a failure replays identically.
 EXAMPLES = 60
+
+
+def usable(raw: bytes) -> bool:
+    """Whether a body is a JSON object with an `external_id` Ali can store (design §4)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return False
+    external_id = body.get("external_id") if isinstance(body, dict) else None
+    return (
+        isinstance(external_id, str)
+        and bool(external_id.strip())
+        and len(external_id) <= MAX_EXTERNAL_ID
+        and not any(
+            ord(c) < 32 or 127 <= ord(c) < 160 or 0xD800 <= ord(c) < 0xE000 for c in external_id
+        )
+    )
 
 
 @pytest.mark.parametrize("mode", list(GenerationMode))
@@ -78,6 +97,10 @@ def test_api_never_fails_and_keeps_its_contract(
         response = case.call(headers=headers, **extra)
         seen[response.status_code] += 1
         case.validate_response(response, checks=CHECKS)
+        if path == "/api/v1/handoffs" and response.status_code == 422:
+            errors = response.json()["errors"]
+            assert {error["field"] for error in errors} <= {"body", "external_id"}, errors
+            assert not usable(raw), raw
 
     seen: Counter[int] = Counter()
     signed_call()

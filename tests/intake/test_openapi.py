@@ -23,8 +23,7 @@ from werkzeug.test import TestResponse
 
 from core.clock import FrozenClock
 from intake.models import Exploitation
-from intake.openapi import HANDOFF_EXAMPLE
-from intake.validation import MAX_SUMMARY
+from intake.openapi import HANDOFF_EXAMPLE, MISTAKEN_ANSWER, MISTAKEN_EXAMPLE
 from routing.models import Case, CaseStatus, Urgency
 from tests.intake.signed import HANDOFFS, Sender, encode, make_source
 
@@ -57,10 +56,15 @@ def test_document_is_openapi_3_1_with_the_contract_names(client: FlaskClient) ->
         "person",
         "needs",
         "summary",
+        "contact_safe",
     }
     assert handoff["properties"]["urgency"]["enum"] == [*(u.value for u in Urgency), None]
     assert handoff["properties"]["exploitation"]["items"]["enum"] == [e.value for e in Exploitation]
-    assert handoff["properties"]["summary"]["maxLength"] == MAX_SUMMARY
+    # Kept whole: only the body's size limit bounds it.
+    assert "maxLength" not in handoff["properties"]["summary"]
+    assert handoff["properties"]["contact_safe"]["enum"] == ["yes", "no", "unknown", None]
+    created = document["components"]["schemas"]["CaseCreated"]
+    assert "warnings" in created["required"]
     schemes = document["components"]["securitySchemes"]
     assert {s["name"] for s in schemes.values()} == {
         "X-Ali-Key",
@@ -74,6 +78,13 @@ def test_the_documented_example_is_accepted(sender: Sender) -> None:
     response = sender.post(HANDOFF_EXAMPLE)
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["province"] == "BS"
+    assert response.get_json()["warnings"] == []
+
+
+def test_the_documented_mistakes_get_the_documented_answer(sender: Sender) -> None:
+    response = sender.post(MISTAKEN_EXAMPLE)
+    assert response.status_code == 201
+    assert response.get_json() | {"case": ""} == MISTAKEN_ANSWER | {"case": ""}
 
 
 def _new(sender: Sender, _db: Session, _clock: FrozenClock) -> TestResponse:
@@ -98,7 +109,7 @@ def _not_json(sender: Sender, _db: Session, _clock: FrozenClock) -> TestResponse
 
 
 def _invalid(sender: Sender, _db: Session, _clock: FrozenClock) -> TestResponse:
-    return sender.post({"external_id": "doc-1", "urgency": "asap", "summary": "x" * 2001})
+    return sender.post({"external_id": 1, "urgency": "asap", "summary": "x" * 2001})
 
 
 def _limited(sender: Sender, db: Session, clock: FrozenClock) -> TestResponse:

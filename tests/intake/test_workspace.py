@@ -118,18 +118,19 @@ def test_notes_are_refused_when_empty_too_long_or_not_text(
     operator = make_user(provinces=("BS",))
     case = new_case(db, now=clock.now(), by=operator, province="BS")
     token = signed_in(client, operator)
-    for text, message in (
-        ("   ", "La nota è vuota"),
-        ("x" * 4001, "La nota è troppo lunga"),
-        ("ciao\x00", "caratteri che non sono testo"),
-        ("ciao\x1b[31m", "caratteri che non sono testo"),
+    for text, status, message in (
+        ("   ", 200, "La nota è vuota"),
+        ("x" * 4001, 200, "La nota è troppo lunga"),
+        # Control characters are refused before any view, for every form (core.errors).
+        ("ciao\x00", 400, "Il modulo contiene caratteri di controllo"),
+        ("ciao\x1b[31m", 400, "Il modulo contiene caratteri di controllo"),
     ):
         answer = client.post(
             f"/cases/{case.reference}/note",
             data={"csrf_token": token, "note": text},
             follow_redirects=True,
         )
-        assert answer.status_code == 200
+        assert answer.status_code == status
         assert message in answer.get_data(as_text=True)
     kinds = set(db.scalars(select(CaseEvent.kind).where(CaseEvent.case_id == case.id)))
     assert "note" not in kinds
@@ -208,7 +209,6 @@ def test_manual_entry_reports_every_field_problem_and_stores_nothing(
             "languages": "it, 123",
             "urgency": "subito",
             "exploitation": ["sexual", "boh"],
-            "summary": "ok\x00",
         },
     )
     html = answer.get_data(as_text=True)
@@ -220,11 +220,28 @@ def test_manual_entry_reports_every_field_problem_and_stores_nothing(
         "Codici di lingua separati da virgole",
         "Scegli un&#39;urgenza",
         "Scegli tra i tipi di sfruttamento",
-        "Al massimo 2000 caratteri di testo",
     ):
         assert message in html, message
     assert 'value="Atlantide"' in html  # what was typed stays
     assert db.scalars(select(Case)).all() == []
+
+
+def test_manual_entry_opens_the_case_as_it_is_when_asked_with_its_warnings_on_the_timeline(
+    client: FlaskClient, db: Session, make_user: UserFactory
+) -> None:
+    """A typo never holds up a case: the person entering it may open it as it is, and the case
+    goes to the coordinators like a hand-off with the same problems."""
+    operator = make_user(provinces=("BS",))
+    token = signed_in(client, operator)
+    data = {"csrf_token": token, "province": "Atlantide", "urgency": "subito", "as_it_is": "1"}
+    answer = client.post("/cases/new", data=data)
+    assert answer.status_code == 302
+    case = db.scalars(select(Case)).one()
+    assert (case.province, case.province_source, case.urgency) == (None, "unresolved", "emergency")
+    warning = db.scalars(
+        select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.kind == "warning")
+    ).one()
+    assert warning.data and "Atlantide" not in str(warning.data)
 
 
 def test_manual_entry_without_a_province_goes_to_the_coordinators(

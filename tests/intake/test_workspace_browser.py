@@ -189,7 +189,7 @@ def test_a_case_is_entered_by_hand_on_a_phone_and_taken_at_once(
     page.get_by_label("Lo prendo io: è mio, non allertare nessuno").check()
     page.get_by_role("button", name="Apri il caso").click()
     # A bad phone number is a form message; nothing else is lost.
-    expect(page.locator(".flash-error")).to_contain_text("Il caso non è stato aperto")
+    expect(page.locator(".flash-error")).to_contain_text("Alcuni campi non sono stati compresi")
     expect(page.locator("#callback_phone-error")).to_contain_text("Non è un numero di telefono")
     expect(page.get_by_label("Sintesi")).to_have_value(
         "Incontrata in via Milano dall'unità di strada."
@@ -200,7 +200,7 @@ def test_a_case_is_entered_by_hand_on_a_phone_and_taken_at_once(
     assert db.scalars(select(Case)).all() == []
 
     page.get_by_label("Telefono per richiamare").fill("333 123 4567")
-    page.get_by_role("button", name="Apri il caso").click()
+    page.get_by_role("button", name="Apri il caso", exact=True).click()
     expect(page.locator(".flash-success")).to_contain_text("BS-2026-0001 è aperto ed è tuo")
     expect(page.locator(".case-head")).to_contain_text("Sara Strada")
     expect(page.locator(".case-contact")).to_contain_text("+39 333 123 4567")

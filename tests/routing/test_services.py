@@ -46,7 +46,20 @@ def routed(sender: Sender, **fields: Any) -> tuple[str | None, str]:
 
 
 @pytest.mark.parametrize(
-    "province", ["BS", "bs", " Bs ", "Brescia", "BRESCIA", "brèscia", "017", "17"]
+    "province",
+    [
+        "BS",
+        "bs",
+        " Bs ",
+        "Brescia",
+        "BRESCIA",
+        "brèscia",
+        "017",
+        "17",
+        "Provincia di Brescia",
+        "BS\u200b",
+        "\u00a0Brescia\u3000",
+    ],
 )
 def test_explicit_province_in_every_form(sender: Sender, province: str) -> None:
     assert routed(sender, province=province) == ("BS", "explicit")
@@ -62,10 +75,17 @@ def test_explicit_province_outside_the_served_set_is_out_of_area(sender: Sender)
     assert routed(sender, province="Roma") == ("RM", "out_of_area")
 
 
-def test_an_unknown_explicit_province_is_a_422_on_province(sender: Sender) -> None:
+def test_an_unknown_explicit_province_is_left_out_of_routing_with_a_warning(
+    sender: Sender,
+) -> None:
+    """Never a refusal (design §4): the other rules still run; nothing guesses from the typo."""
     response = sender.post({"external_id": "bad", "province": "Gondor", "municipality": "Chiari"})
-    assert response.status_code == 422
-    assert [e["field"] for e in response.get_json()["errors"]] == ["province"]
+    assert response.status_code == 201
+    answer = response.get_json()
+    assert (answer["province"], answer["province_source"]) == ("BS", "municipality")
+    assert [w["field"] for w in answer["warnings"]] == ["province"]
+    alone = sender.post({"external_id": "bad-2", "province": "Bresica"}).get_json()
+    assert (alone["province"], alone["province_source"]) == (None, "unresolved")
 
 
 @pytest.mark.parametrize(
