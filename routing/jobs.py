@@ -26,7 +26,7 @@ def escalation_readiness(session: Session, now: datetime) -> Readiness:
             Dispatch.state == DispatchState.OPEN, Dispatch.due_at < now - OVERDUE_AFTER
         )
     ).one()
-    if not count:
+    if not count or oldest is None:
         return Readiness("ok", {"overdue_dispatches": 0})
     return Readiness(
         "overdue",
