@@ -15,13 +15,14 @@ def init_app(app: Flask) -> None:
     # Imported here: the feature plugs into an app that core has already built.
     from core.app import csrf  # noqa: PLC0415
     from core.delivery import add_status_listener  # noqa: PLC0415
-    from routing import cli, jobs, webhooks  # noqa: PLC0415
+    from routing import cli, jobs, views, webhooks  # noqa: PLC0415
 
     app.register_blueprint(webhooks.bp)
     csrf.exempt(webhooks.bp)
     add_status_listener(app, _page_status)
     jobs.init_app(app)
     cli.init_app(app)
+    views.init_app(app)
 
 
 def _page_status(session: Session, row: DeliveryStatus, now: datetime) -> None:

@@ -4,6 +4,7 @@ validated (the §4 JSON of `ali policies set` and the admin page), replaced and 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 from flask_babel import gettext
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 
 from core import audit
 from core.models import Role, User, users_with_role
@@ -251,6 +253,76 @@ def validate_policies(raw: object) -> dict[str, dict[str, Any]]:
     if problems:
         raise PoliciesInvalid(problems)
     return clean
+
+
+# --- the admin page's form ---------------------------------------------------------------------
+
+_WHOLE = re.compile(r"[0-9]{1,6}")
+# A crafted request cannot make the page echo back kilobytes: more is invalid anyway.
+_MAX_CHOICES = 5
+_MAX_CHOICE_LENGTH = 20
+
+
+def _number(text: str | None) -> object:
+    """A form number as the JSON would hold it: an int when it is one, else the text (which
+    validation then names), absent (None) when empty."""
+    value = (text or "").strip()
+    if not value:
+        return None
+    return int(value) if _WHOLE.fullmatch(value) else value[:_MAX_CHOICE_LENGTH]
+
+
+def policies_from_form(form: MultiDict[str, str]) -> dict[str, Any]:
+    """The §4 document an admin's form describes, unvalidated (give it to validate_policies).
+
+    Fields per urgency `u` and row `i` (0-based): `u-i-targets` and `u-i-channels`
+    (checkboxes, repeated), `u-i-wait`, `u-i-remove`; and `u-repeat_last`. A row marked for
+    removal, or left entirely blank (the empty row to add a step), is no step; the others
+    keep their order, so `steps[k]` of a problem is the k-th row shown again.
+    """
+    document: dict[str, Any] = {}
+    for urgency in URGENCIES:
+        steps: list[dict[str, Any]] = []
+        for row in range(MAX_STEPS + 1):
+            prefix = f"{urgency}-{row}-"
+            targets = [t[:_MAX_CHOICE_LENGTH] for t in form.getlist(prefix + "targets")]
+            channels = [c[:_MAX_CHOICE_LENGTH] for c in form.getlist(prefix + "channels")]
+            wait = _number(form.get(prefix + "wait"))
+            if form.get(prefix + "remove") or not (targets or channels or wait is not None):
+                continue
+            step: dict[str, Any] = {
+                "targets": targets[:_MAX_CHOICES],
+                "channels": channels[:_MAX_CHOICES],
+            }
+            if wait is not None:
+                step["wait_minutes"] = wait
+            steps.append(step)
+        policy: dict[str, Any] = {"steps": steps}
+        repeat = _number(form.get(f"{urgency}-repeat_last"))
+        if repeat is not None:
+            policy["repeat_last"] = repeat
+        document[urgency] = policy
+    return document
+
+
+_PATH = re.compile(
+    r"(?P<urgency>[a-z]+)(?:\.steps(?:\[(?P<step>[0-9]+)\](?:\.(?P<field>[a-z_]+))?)?"
+    r"|\.(?P<policy_field>[a-z_]+))?(?:\[[0-9]+\])?"
+)
+
+
+def locate_problem(problem: PolicyProblem) -> tuple[str, int | None, str]:
+    """Where a problem belongs in the form: (urgency or "", step index or None, field)."""
+    found = _PATH.fullmatch(problem.path)
+    if found is None:
+        return "", None, ""
+    step = found.group("step")
+    field = (
+        found.group("field")
+        or found.group("policy_field")
+        or ("steps" if "steps" in problem.path else "")
+    )
+    return found.group("urgency"), int(step) if step is not None else None, field
 
 
 # --- reading and replacing ---------------------------------------------------------------------
