@@ -43,6 +43,7 @@ from core.forms import CodeForm, LanguageForm, LoginForm
 from core.i18n import LANGUAGES, set_user_locale
 from core.models import DeliveryStatus, OutboxMessage, Role, User, WorkerHeartbeat
 from core.phones import InvalidPhone, normalise_phone
+from core.readiness import Readiness, readiness_checks
 from core.sandbox import (
     CALL_ACTIONS,
     CALL_OVER,
@@ -204,10 +205,11 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """Ready when the database answers and some scheduler beat recently."""
+    """Ready when the database answers, some scheduler beat recently and every check the
+    features registered passes; a 503 names what fails in `failing`."""
     now = clock_now()
     checks: dict[str, object] = {}
-    ok = True
+    failing: list[str] = []
     try:
         db = get_session()
         db.execute(text("SELECT 1"))
@@ -216,10 +218,10 @@ def readyz() -> tuple[Response, int]:
     except SQLAlchemyError:
         log.exception("readiness: database unreachable")
         checks["database"] = "unreachable"
-        return jsonify(status="unavailable", checks=checks), 503
+        return jsonify(status="unavailable", checks=checks, failing=["database"]), 503
     if last is None:
         checks["worker"] = {"status": "never_seen"}
-        ok = False
+        failing.append("worker")
     else:
         age = (now - last).total_seconds()
         fresh = now - last <= HEARTBEAT_FRESH
@@ -228,8 +230,21 @@ def readyz() -> tuple[Response, int]:
             "last_heartbeat": last.isoformat(),
             "age_seconds": round(age, 1),
         }
-        ok = ok and fresh
-    return jsonify(status="ok" if ok else "unavailable", checks=checks), 200 if ok else 503
+        if not fresh:
+            failing.append("worker")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    for name, check in readiness_checks(app).items():
+        try:
+            verdict = check(db, now)
+        except SQLAlchemyError:
+            log.exception("readiness: check %s failed", name)
+            verdict = Readiness("error")
+        checks[name] = {"status": verdict.status, **verdict.detail}
+        if not verdict.ok:
+            failing.append(name)
+    if failing:
+        return jsonify(status="unavailable", checks=checks, failing=failing), 503
+    return jsonify(status="ok", checks=checks, failing=[]), 200
 
 
 @bp.get("/sandbox")

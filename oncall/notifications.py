@@ -28,7 +28,7 @@ from core.formatting import format_clock, format_when, local_date
 from core.models import Role, User, users_with_role
 from core.telephony import Telephony
 from oncall.chain import Gap, all_gaps, rostered_users
-from oncall.schedule import Shift, Tier
+from oncall.schedule import Shift, Tier, gaps
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ HANDOVER_MAX = 8
 # id, now) -> references. Cases live in routing, which oncall must not import: routing
 # registers the function (`add_handover_source`) and the start-of-shift reminder asks it.
 HandoverSource = Callable[[Session, str, int, datetime], list[str]]
+# The phone check also makes sure every province can be reached this far ahead: someone on
+# call (primary or backup) with a phone Ali may page, at every moment.
+REACHABLE_AHEAD = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -298,7 +301,8 @@ def operators_without_verified_phone(
 
 def check_rostered_phones(session: Session, telephony: Telephony, now: datetime) -> dict[str, int]:
     """Job: once a day, tell the rota managers how many rostered operators have no verified
-    phone in the next 14 days (a count, no names: it travels by SMS)."""
+    phone in the next 14 days (a count, no names: it travels by SMS), then warn of any
+    moment of the next 24 hours when a province has nobody reachable on call."""
     counts = {outcome.value: 0 for outcome in Outcome}
     if not _daily_due(now):
         return counts
@@ -338,6 +342,84 @@ def check_rostered_phones(session: Session, telephony: Telephony, now: datetime)
             counts[outcome.value] += 1
             if outcome is Outcome.RETRY:
                 return counts
+    return _warn_unreachable(session, telephony, now, counts)
+
+
+# ---------------------------------------------------------------------------------------
+# Daily reachability check
+
+
+def unreachable_stretches(
+    session: Session, *, provinces: Sequence[str], start: datetime, end: datetime
+) -> dict[str, list[Gap]]:
+    """The stretches of [start, end) when a province has nobody reachable on call: no primary
+    or backup, or only ones Ali cannot page (no verified phone). Only provinces with such a
+    stretch are keys; stretches are UTC, in order."""
+    covered: dict[str, list[Shift]] = {province: [] for province in provinces}
+    for user, province, segment in rostered_users(
+        session, provinces=provinces, start=start, end=end
+    ):
+        if province is not None and user.can_be_paged:
+            covered[province].append(segment)
+    found = {province: gaps(covered[province], start, end) for province in provinces}
+    return {province: stretches for province, stretches in found.items() if stretches}
+
+
+def _unreachable_text(found: dict[str, list[Gap]], locale: str) -> str:
+    """One SMS for every province a person hears about: the provinces, and the first stretch."""
+    first_province, stretches = min(found.items(), key=lambda item: item[1][0][0])
+    start, end = stretches[0]
+    text: str
+    with force_locale(locale):
+        text = ngettext(
+            "Ali: in the next 24 hours %(provinces)s has times with nobody reachable on call, "
+            "the first from %(start)s to %(end)s. Cases would go to the coordinators: cover "
+            "them on the rota page.",
+            "Ali: in the next 24 hours %(provinces)s have times with nobody reachable on call, "
+            "the first in %(first)s from %(start)s to %(end)s. Cases would go to the "
+            "coordinators: cover them on the rota page.",
+            len(found),
+            provinces=", ".join(sorted(found)),
+            first=first_province,
+            start=format_when(start, "dd/MM"),
+            end=format_when(end, "dd/MM"),
+        )
+    return text
+
+
+def _warn_unreachable(
+    session: Session, telephony: Telephony, now: datetime, counts: dict[str, int]
+) -> dict[str, int]:
+    """Each province's rota managers, and the coordinators (the tier every unreachable case
+    falls to), hear once a day of the provinces of theirs with nobody reachable at some
+    moment of the next 24 hours."""
+    found = unreachable_stretches(
+        session, provinces=get_settings().provinces, start=now, end=now + REACHABLE_AHEAD
+    )
+    if not found:
+        return counts
+    local_day = local_date(now).isoformat()
+    told: dict[int, tuple[User, dict[str, list[Gap]]]] = {}
+    for province, stretches in found.items():
+        for user in rota_managers(session, province):
+            told.setdefault(user.id, (user, {}))[1][province] = stretches
+    for user in users_with_role(session, Role.COORDINATOR):
+        if user.can_be_paged:
+            told[user.id] = (user, found)
+    for user_id in sorted(told):
+        user, theirs = told[user_id]
+        outcome = _send_to(
+            session,
+            telephony,
+            user,
+            key=f"reachable:{local_day}:{user.id}",
+            kind="reachable_daily",
+            body=_unreachable_text(theirs, user.locale),
+            now=now,
+        )
+        counts[outcome.value] += 1
+        if outcome is Outcome.RETRY:
+            break
     return counts
 
 

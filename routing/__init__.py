@@ -18,7 +18,7 @@ def init_app(app: Flask) -> None:
     from core.audit import register_object_labels  # noqa: PLC0415
     from core.delivery import add_status_listener  # noqa: PLC0415
     from core.metrics import register_metrics  # noqa: PLC0415
-    from routing import jobs, webhooks  # noqa: PLC0415
+    from routing import cli, jobs, views, webhooks  # noqa: PLC0415
     from routing.metrics import routing_metrics  # noqa: PLC0415
 
     app.register_blueprint(webhooks.bp)
@@ -27,6 +27,8 @@ def init_app(app: Flask) -> None:
     jobs.init_app(app)
     register_metrics(app, routing_metrics)
     register_object_labels(app, "case", _case_references)
+    cli.init_app(app)
+    views.init_app(app)
 
 
 def _page_status(session: Session, row: DeliveryStatus, now: datetime) -> None:

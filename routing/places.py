@@ -11,7 +11,6 @@ from enum import StrEnum
 from types import MappingProxyType
 
 import phonenumbers
-from phonenumbers import geocoder
 
 from core.provinces import lookup_province, normalise_name, reference_rows
 
@@ -153,7 +152,31 @@ def province_for_phone(number: str) -> str | None:
         return None
     if phonenumbers.number_type(parsed) != phonenumbers.PhoneNumberType.FIXED_LINE:
         return None
-    return province_for_town(geocoder.description_for_number(parsed, "it"))
+    return province_for_town(area_town(parsed))
+
+
+# The geocoder's prefixes are 4 to 7 digits long, country code included.
+_PREFIX_LENGTHS = range(7, 3, -1)
+
+
+@functools.cache
+def _area_towns() -> Mapping[str, str]:
+    """The geocoder's Italian prefixes (routing/data/area_codes.csv): importing
+    phonenumbers.geocoder would hold every country's place names, ~110 MB per process."""
+    rows = reference_rows("routing.data", "area_codes.csv")
+    return MappingProxyType({row["prefix"]: row["town"] for row in rows})
+
+
+def area_town(parsed: phonenumbers.PhoneNumber) -> str:
+    """What `phonenumbers.geocoder.description_for_number(parsed, "it")` says of an Italian
+    number: the town of its longest known prefix, "" when none."""
+    key = f"{parsed.country_code}{phonenumbers.national_significant_number(parsed)}"
+    towns = _area_towns()
+    for length in _PREFIX_LENGTHS:
+        town = towns.get(key[:length])
+        if town is not None:
+            return town
+    return ""
 
 
 def province_for_town(town: str) -> str | None:

@@ -10,15 +10,18 @@ import phonenumbers
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from phonenumbers import geocoder
 from phonenumbers.geodata import GEOCODE_DATA
 
 from core.provinces import all_provinces, normalise_name
+from routing.data.build_area_codes import TARGET, italian_prefixes, render
 from routing.places import (
     InvalidProvinceError,
     MatchKind,
     Municipality,
     ProvinceResolution,
     ProvinceSource,
+    area_town,
     municipalities_by_name,
     province_for_phone,
     province_for_town,
@@ -229,7 +232,7 @@ SERVED_AREA_CODES = [
 def test_served_area_codes(number: str, town: str, sigla: str) -> None:
     parsed = phonenumbers.parse(number, "IT")
     assert phonenumbers.is_valid_number(parsed)
-    assert phonenumbers.geocoder.description_for_number(parsed, "it") == town
+    assert geocoder.description_for_number(parsed, "it") == town
     assert province_for_phone(number) == sigla
     assert province_for_phone(phonenumbers.format_number(parsed, 0)) == sigla  # E.164
 
@@ -268,6 +271,21 @@ def test_other_area_codes(number: str, sigla: str) -> None:
 )
 def test_numbers_with_no_province(number: str) -> None:
     assert province_for_phone(number) is None
+
+
+def test_the_shipped_area_codes_are_the_geocoders() -> None:
+    """routing/data/area_codes.csv is what build_area_codes makes of the installed phonenumbers
+    (after an upgrade that changes it: run the script and review the diff)."""
+    assert TARGET.read_text(encoding="utf-8") == render(italian_prefixes())
+
+
+@given(st.from_regex(r"0[1-9][0-9]{4,9}", fullmatch=True))
+def test_the_area_town_is_the_geocoders(national: str) -> None:
+    parsed = phonenumbers.parse(national, "IT")
+    # The numbers province_for_phone asks about: Italian landlines.
+    assume(phonenumbers.region_code_for_number(parsed) == "IT")
+    assume(phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.FIXED_LINE)
+    assert area_town(parsed) == geocoder.description_for_number(parsed, "it")
 
 
 def test_every_italian_geocoder_town_is_placed() -> None:
