@@ -100,6 +100,10 @@ def create_app(
             init_feature(app)
 
     app.after_request(_security_headers)
+    if settings.public_url.startswith("https://"):
+        # Served over HTTPS: browsers never try plain HTTP again, where a session cookie or a
+        # login form could be intercepted (a year; renewed by every answer).
+        app.after_request(_strict_transport_security)
     _configure_logging(app)
     return app
 
@@ -113,6 +117,11 @@ def _security_headers(response: Response) -> Response:
     if request.endpoint != "static":
         # Pages show personal data; no shared cache or back-button copy should keep it.
         response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _strict_transport_security(response: Response) -> Response:
+    response.headers["Strict-Transport-Security"] = "max-age=31536000"
     return response
 
 
