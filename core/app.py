@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core import auth, crypto, db, errors, i18n, metrics, nav, scheduler, telephony
+from core import accesslog, auth, crypto, db, errors, i18n, metrics, nav, scheduler, telephony
 from core.clock import Clock, SystemClock
 from core.config import Settings, load_settings
 from core.models import Role
@@ -126,6 +126,7 @@ def _strict_transport_security(response: Response) -> Response:
 
 
 def _configure_logging(app: Flask) -> None:
+    accesslog.install()
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
