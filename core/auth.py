@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, abort, current_app, session
 from flask_login import LoginManager, current_user, logout_user
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -105,6 +105,21 @@ def _last_login_from(db: Session, user: User, remote_addr: str | None, since: da
     return last or 0
 
 
+def _last_password_change(db: Session, user: User, since: datetime) -> int:
+    """The audit id of the last time the user's password was set since then (0: none): a
+    new password (a reset, the user's own, the CLI) starts every count again."""
+    last: int | None = db.scalar(
+        select(func.max(AuditEntry.id)).where(
+            AuditEntry.action.in_(("update", "create")),
+            AuditEntry.object_type == "user",
+            AuditEntry.object_id == str(user.id),
+            AuditEntry.at >= since,
+            cast(AuditEntry.fields, Text).contains('"password_hash"', autoescape=True),
+        )
+    )
+    return last or 0
+
+
 def check_address(
     db: Session,
     *,
@@ -152,8 +167,8 @@ def retry_after(
     """When this account may try again from this address, or None when it may now.
 
     Counted per (account, address) from the audit log since the account last signed in from
-    there: someone guessing elsewhere never delays the operator on their own phone, and no
-    failure anywhere ends a session or locks the account."""
+    there or its password was last set: someone guessing elsewhere never delays the operator
+    on their own phone, and no failure anywhere ends a session or locks the account."""
     since = now - FAILURE_MEMORY
     rows = db.execute(
         select(AuditEntry.at, AuditEntry.detail).where(
@@ -162,7 +177,11 @@ def retry_after(
             AuditEntry.object_id == str(user.id),
             _same_address(remote_addr),
             AuditEntry.at >= since,
-            AuditEntry.id > _last_login_from(db, user, remote_addr, since),
+            AuditEntry.id
+            > max(
+                _last_login_from(db, user, remote_addr, since),
+                _last_password_change(db, user, since),
+            ),
         )
     ).all()
     counted = [at for at, detail in rows if (detail or {}).get("reason") in _COUNTED_REASONS]

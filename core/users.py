@@ -197,7 +197,7 @@ def set_active(session: Session, user: User, *, active: bool, actor: Actor, now:
 
 def reset_password(session: Session, user: User, *, actor: Actor, now: datetime) -> str:
     """A one-time password (returned once, to show the admin), to be changed at the next
-    login; every session of the user ends and any lockout is lifted."""
+    login; every session of the user ends and the login delays of the account start again."""
     password = generate_password()
     user.password_hash = hash_password(password)
     user.must_change_password = True

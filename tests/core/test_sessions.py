@@ -21,7 +21,7 @@ from core.config import Settings
 from core.db import make_engine
 from core.models import AuditEntry
 from core.passwords import Weakness, weakness
-from core.users import set_active
+from core.users import reset_password, set_active
 from tests.conftest import PASSWORD, UserFactory, csrf_token, login
 
 ATTACKER = "203.0.113.9"
@@ -295,3 +295,16 @@ def test_every_place_a_password_is_typed_refuses_a_guessable_one(
     assert "troppo facile da indovinare" in response.text
     db.refresh(user)
     login(app_client(client), user.email)  # the old password still works
+
+
+def test_a_new_password_starts_the_delays_again(
+    client: FlaskClient, make_user: UserFactory, db: Session, clock: FrozenClock
+) -> None:
+    user = make_user(email="op@ali.example")
+    for _ in range(6):
+        _try(client, user.email, "wrong password!!", ATTACKER)
+    assert _try(client, user.email, PASSWORD, ATTACKER) == 429
+    with client.application.app_context():
+        password = reset_password(db, user, actor="cli", now=clock.now())
+    db.commit()
+    assert _try(client, user.email, password, ATTACKER) == 302
