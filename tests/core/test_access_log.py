@@ -101,8 +101,11 @@ def test_gunicorns_access_log_keeps_no_token_or_case_reference(app: Flask, tmp_p
         response = SimpleNamespace(status="200 OK", sent=10, headers=[])
         request = SimpleNamespace(headers=[("REFERER", environ["HTTP_REFERER"])])
         logger.access(response, request, environ, timedelta(milliseconds=3))
-    for handler in logging.getLogger("gunicorn.access").handlers:
-        handler.flush()
+    for name in ("gunicorn.access", "gunicorn.error"):
+        gunicorn_logger = logging.getLogger(name)
+        for handler in list(gunicorn_logger.handlers):
+            handler.close()  # the next test's gunicorn Logger would leave the file open
+            gunicorn_logger.removeHandler(handler)
     text = log_file.read_text()
     assert '"GET /calendar/operator/:token.ics HTTP/1.1" 200' in text
     assert '"GET /cases/:ref?:query HTTP/1.1" 200' in text
