@@ -25,6 +25,7 @@ from core.db import get_session
 from core.forms import CodeForm, PasswordChangeForm
 from core.models import Role, User
 from core.nav import NavItem, register_nav
+from core.passwords import Weakness, WeakPassword
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -71,8 +72,11 @@ def password() -> str | WerkzeugResponse | tuple[str, int]:
         db = get_session()
         try:
             users.change_own_password(db, user, password=form.password.data, now=clock_now())
+        except WeakPassword as exc:
+            form.password.errors = [_weakness_message(exc.weakness)]
+            return render_template("core/password.html", form=form, user=user), 400
         except users.UserError:
-            form.password.errors = [_("The password needs at least 12 characters.")]
+            form.password.errors = [_("The password cannot hold control characters.")]
             return render_template("core/password.html", form=form, user=user), 400
         db.commit()
         login_user(user)  # the session token changed: keep this session, end the others
@@ -80,6 +84,19 @@ def password() -> str | WerkzeugResponse | tuple[str, int]:
         return redirect(url_for("core.home"))
     status = 400 if request.method == "POST" else 200
     return render_template("core/password.html", form=form, user=user), status
+
+
+def _weakness_message(weakness: Weakness) -> str:
+    if weakness is Weakness.BLANK:
+        return str(_("The password cannot be only spaces."))
+    if weakness is Weakness.SHORT:
+        return str(_("The password needs at least 12 characters."))
+    return str(
+        _(
+            "This password is too easy to guess (a common password, a name, a date or a keyboard "
+            "pattern). Choose a longer one, for example a few unrelated words."
+        )
+    )
 
 
 @bp.route("/two-factor", methods=["GET", "POST"])

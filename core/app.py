@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core import auth, crypto, db, errors, i18n, metrics, nav, scheduler, telephony
+from core import accesslog, auth, crypto, db, errors, i18n, metrics, nav, scheduler, telephony
 from core.clock import Clock, SystemClock
 from core.config import Settings, load_settings
 from core.models import Role
@@ -100,6 +100,10 @@ def create_app(
             init_feature(app)
 
     app.after_request(_security_headers)
+    if settings.public_url.startswith("https://"):
+        # Served over HTTPS: browsers never try plain HTTP again, where a session cookie or a
+        # login form could be intercepted (a year; renewed by every answer).
+        app.after_request(_strict_transport_security)
     _configure_logging(app)
     return app
 
@@ -116,7 +120,13 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+def _strict_transport_security(response: Response) -> Response:
+    response.headers["Strict-Transport-Security"] = "max-age=31536000"
+    return response
+
+
 def _configure_logging(app: Flask) -> None:
+    accesslog.install()
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

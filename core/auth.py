@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, abort, current_app, session
 from flask_login import LoginManager, current_user, logout_user
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -22,6 +22,7 @@ from core.clock import now as clock_now
 from core.config import Settings, get_settings
 from core.db import get_session
 from core.models import AuditEntry, Role, User
+from core.passwords import MIN_PASSWORD_LENGTH
 
 log = logging.getLogger(__name__)
 _hasher = PasswordHasher()
@@ -36,8 +37,17 @@ def use_password_hasher(hasher: PasswordHasher) -> None:
     _DUMMY_HASH = hasher.hash("not-a-real-password")
 
 
+# The address throttle: this many accounts (each unknown e-mail counts as one) failed from
+# one address within ALI_LOGIN_LOCKOUT_MINUTES looks like guessing across accounts.
 IP_FAILURES_PER_WINDOW = 30
-MIN_PASSWORD_LENGTH = 12
+# Failures of one account from one address are remembered this long (or until it signs in
+# from there): the growing delays are per (account, address), never a lock of the account.
+FAILURE_MEMORY = timedelta(hours=24)
+# An account that signed in from an address within this period passes that address's
+# throttle: a colleague behind the same office NAT as a guesser still signs in.
+KNOWN_ADDRESS_PERIOD = timedelta(days=30)
+# The refusals that count towards the delays: a throttled attempt (not even checked) does not.
+_COUNTED_REASONS = frozenset({"bad_credentials", "bad_code", "inactive"})
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -52,10 +62,11 @@ class LoginRefused(Exception):
 
 
 class LoginThrottled(LoginRefused):
-    """Too many failures from this address; the caller answers 429."""
+    """Too many failures from this address (for this account); the caller answers 429."""
 
 
 def hash_password(password: str) -> str:
+    """The argon2 hash of a password already accepted by core.passwords.check_password."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
     return _hasher.hash(password)
@@ -73,39 +84,132 @@ def password_matches(user: User, password: str) -> bool:
     return _verify(user.password_hash, password)
 
 
+def _same_address(remote_addr: str | None) -> ColumnElement[bool]:
+    if remote_addr is None:
+        return AuditEntry.remote_addr.is_(None)
+    return AuditEntry.remote_addr == remote_addr
+
+
+def _last_login_from(db: Session, user: User, remote_addr: str | None, since: datetime) -> int:
+    """The audit id of the user's last sign-in from this address since then (0: none); ids,
+    not instants, order a failure and a sign-in made within the same clock tick."""
+    last: int | None = db.scalar(
+        select(func.max(AuditEntry.id)).where(
+            AuditEntry.action == "login",
+            AuditEntry.object_type == "user",
+            AuditEntry.object_id == str(user.id),
+            _same_address(remote_addr),
+            AuditEntry.at >= since,
+        )
+    )
+    return last or 0
+
+
+def _last_password_change(db: Session, user: User, since: datetime) -> int:
+    """The audit id of the last time the user's password was set since then (0: none): a
+    new password (a reset, the user's own, the CLI) starts every count again."""
+    last: int | None = db.scalar(
+        select(func.max(AuditEntry.id)).where(
+            AuditEntry.action.in_(("update", "create")),
+            AuditEntry.object_type == "user",
+            AuditEntry.object_id == str(user.id),
+            AuditEntry.at >= since,
+            cast(AuditEntry.fields, Text).contains('"password_hash"', autoescape=True),
+        )
+    )
+    return last or 0
+
+
 def check_address(
-    db: Session, *, settings: Settings, now: datetime, remote_addr: str | None
+    db: Session,
+    *,
+    settings: Settings,
+    now: datetime,
+    remote_addr: str | None,
+    user: User | None,
 ) -> None:
-    """LoginThrottled when this address failed too often lately (passwords and codes alike)."""
+    """LoginThrottled when this address failed on too many accounts lately (unknown e-mails
+    and distinct accounts, passwords and codes alike), unless ``user`` signed in from this
+    address within KNOWN_ADDRESS_PERIOD: a shared address under attack keeps its own people.
+    Failures on one account alone never throttle the address (the per-account delays do)."""
     if not remote_addr:
         return
     window_start = now - timedelta(minutes=settings.login_lockout_minutes)
-    recent = db.scalar(
-        select(func.count(AuditEntry.id)).where(
+    targets = db.execute(
+        select(AuditEntry.object_id, func.count(AuditEntry.id))
+        .where(
             AuditEntry.action == "login_failed",
             AuditEntry.remote_addr == remote_addr,
             AuditEntry.at >= window_start,
         )
-    )
-    if (recent or 0) >= IP_FAILURES_PER_WINDOW:
-        raise LoginThrottled("address throttled")
+        .group_by(AuditEntry.object_id)
+    ).all()
+    spread = sum(count if object_id is None else 1 for object_id, count in targets)
+    if spread < IP_FAILURES_PER_WINDOW:
+        return
+    if user is not None and _last_login_from(db, user, remote_addr, now - KNOWN_ADDRESS_PERIOD):
+        return
+    raise LoginThrottled("address throttled")
 
 
-def is_locked(user: User, now: datetime) -> bool:
-    return user.locked_until is not None and user.locked_until > now
+def login_delay(failures: int, settings: Settings) -> timedelta:
+    """How long to wait after ``failures`` consecutive failures: none up to
+    ``login_max_failures``, then 1, 2, 4... minutes, at most ``login_lockout_minutes``."""
+    over = failures - settings.login_max_failures
+    if over < 0:
+        return timedelta(0)
+    return timedelta(minutes=min(settings.login_lockout_minutes, 2 ** min(over, 16)))
+
+
+def retry_after(
+    db: Session, *, settings: Settings, now: datetime, user: User, remote_addr: str | None
+) -> datetime | None:
+    """When this account may try again from this address, or None when it may now.
+
+    Counted per (account, address) from the audit log since the account last signed in from
+    there or its password was last set: someone guessing elsewhere never delays the operator
+    on their own phone, and no failure anywhere ends a session or locks the account."""
+    since = now - FAILURE_MEMORY
+    rows = db.execute(
+        select(AuditEntry.at, AuditEntry.detail).where(
+            AuditEntry.action == "login_failed",
+            AuditEntry.object_type == "user",
+            AuditEntry.object_id == str(user.id),
+            _same_address(remote_addr),
+            AuditEntry.at >= since,
+            AuditEntry.id
+            > max(
+                _last_login_from(db, user, remote_addr, since),
+                _last_password_change(db, user, since),
+            ),
+        )
+    ).all()
+    counted = [at for at, detail in rows if (detail or {}).get("reason") in _COUNTED_REASONS]
+    delay = login_delay(len(counted), settings)
+    if not counted or not delay:
+        return None
+    until = max(counted) + delay
+    return until if until > now else None
+
+
+def check_attempt(
+    db: Session, *, settings: Settings, now: datetime, user: User | None, remote_addr: str | None
+) -> None:
+    """Before checking a password or a code: LoginThrottled (audited, not counted) when the
+    address or this (account, address) pair must wait."""
+    check_address(db, settings=settings, now=now, remote_addr=remote_addr, user=user)
+    if user is not None and retry_after(
+        db, settings=settings, now=now, user=user, remote_addr=remote_addr
+    ):
+        record_refusal(db, now=now, user=user, reason="throttled")
+        raise LoginThrottled("account throttled from this address")
 
 
 def count_failure(
     db: Session, *, settings: Settings, now: datetime, user: User | None, reason: str
 ) -> None:
-    """One more failed attempt (a password or a second-factor code): the account locks after
-    ``login_max_failures`` and its sessions end; audited as login_failed."""
-    if user is not None:
-        user.failed_logins += 1
-        if user.failed_logins >= settings.login_max_failures:
-            user.locked_until = now + timedelta(minutes=settings.login_lockout_minutes)
-            user.failed_logins = 0
-            user.new_session_token()
+    """One more failed attempt (a password or a second-factor code), audited as login_failed:
+    it counts towards the delays of this (account, address); sessions stay as they are."""
     _failed(db, now, user, reason)
 
 
@@ -118,17 +222,14 @@ def authenticate(
     now: datetime,
     remote_addr: str | None,
 ) -> User:
-    """Check a password with per-account lockout and per-address throttling; audit either way.
+    """Check a password with per-(account, address) delays and the address throttle; audit
+    either way.
 
     A user enrolled in two-factor login is not logged in yet: the entry says
     ``login_password`` and core.twofactor records the ``login`` once the code is right.
     """
-    check_address(db, settings=settings, now=now, remote_addr=remote_addr)
     user = db.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is not None and is_locked(user, now):
-        _verify(None, password)
-        _failed(db, now, user, "locked")
-        raise LoginRefused("locked")
+    check_attempt(db, settings=settings, now=now, user=user, remote_addr=remote_addr)
     if user is None or not user.active or not _verify(user.password_hash, password):
         reason = "bad_credentials" if user is None or user.active else "inactive"
         count_failure(db, settings=settings, now=now, user=user, reason=reason)
@@ -136,8 +237,6 @@ def authenticate(
 
     if _hasher.check_needs_rehash(user.password_hash or ""):
         user.password_hash = _hasher.hash(password)
-    user.failed_logins = 0
-    user.locked_until = None
     if user.totp_enabled_at is not None:
         audit.record(
             db, now=now, action="login_password", object_type="user", object_id=user.id, actor=user
@@ -149,8 +248,8 @@ def authenticate(
 
 
 def record_refusal(db: Session, *, now: datetime, user: User | None, reason: str) -> None:
-    """A refused attempt that does not count towards the lockout (the account is already
-    locked or inactive): audited as login_failed, which the address throttle counts."""
+    """A refused attempt that does not count towards the delays (throttled, or the account
+    cannot sign in at all): audited as login_failed, which the address throttle counts."""
     _failed(db, now, user, reason)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import click
@@ -16,12 +16,12 @@ from flask.cli import FlaskGroup, with_appcontext
 from werkzeug.serving import run_simple
 
 from core import scheduler, users
-from core.auth import MIN_PASSWORD_LENGTH
 from core.clock import now as clock_now
 from core.config import SettingsError, get_settings
 from core.crypto import DecryptionError
 from core.db import get_session
 from core.models import Role
+from core.passwords import WeakPassword, check_new_password
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -49,13 +49,17 @@ def db_upgrade(revision: str) -> None:
     click.echo("database is up to date")
 
 
-def ask_password(*, generate: bool) -> str:
-    """A generated password, or one typed twice at a hidden prompt (never an argument)."""
+def ask_password(*, generate: bool, personal: Collection[str] = ()) -> str:
+    """A generated password (random: strong by construction), or one typed twice at a hidden
+    prompt (never an argument) and refused when blank, short or guessable from ``personal``
+    (the person's e-mail and name)."""
     if generate:
         return secrets.token_urlsafe(15)
     password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise click.ClickException(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    try:
+        check_new_password(password, personal=personal)
+    except WeakPassword as exc:
+        raise click.ClickException(str(exc)) from None
     return password
 
 
@@ -97,7 +101,7 @@ def users_create(
     try:
         # Refused before the password prompt: nobody types a password twice for nothing.
         users.check_new_user(db, email=email, details=details, served=served)
-        password = ask_password(generate=generate_password)
+        password = ask_password(generate=generate_password, personal=(email, display_name))
         user = users.create_user(
             db,
             email=email,

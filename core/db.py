@@ -99,7 +99,9 @@ def make_engine(url: str) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 30},
             hide_parameters=True,
         )
+        _restrict_sqlite_files(engine.url.database)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", lambda _c, _r: _restrict_sqlite_files(engine.url.database))
         # pysqlite defers BEGIN until the first write, so a read-then-write transaction can
         # fail with "database is locked" under concurrency. BEGIN IMMEDIATE takes the write
         # lock up front; busy_timeout queues the others instead of failing a hand-off.
@@ -112,6 +114,24 @@ def make_engine(url: str) -> Engine:
     return create_engine(
         url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True
     )
+
+
+def _restrict_sqlite_files(database: str | None) -> None:
+    """The database holds every case: only Ali's own user reads it. The file is created 0600
+    before SQLite opens it (SQLite gives its -wal and -shm files the database's permissions),
+    and a database made earlier by a looser umask is tightened with its -wal and -shm."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError:
+        return  # SQLite reports a path it cannot open better than we would
+    for path in (database, f"{database}-wal", f"{database}-shm"):
+        try:
+            if os.stat(path).st_mode & 0o077:
+                os.chmod(path, 0o600)
+        except OSError:
+            continue  # not there (yet), or not ours: SQLite itself decides
 
 
 def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:

@@ -13,6 +13,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.sansio.response import Response as WerkzeugResponse
 
+from core.accesslog import logged_path
 from core.db import rollback_session
 from core.text import LINE_BREAKS_AND_TABS, has_control
 
@@ -74,7 +75,7 @@ def _http_error(exc: HTTPException) -> tuple[Response | str, int] | WerkzeugResp
 
 
 def _csrf_error(exc: CSRFError) -> tuple[Response | str, int]:
-    log.warning("CSRF check failed on %s: %s", request.path, exc.description)
+    log.warning("CSRF check failed on %s: %s", logged_path(), exc.description)
     return _render(400, _("The form expired or was not sent from Ali. Reload the page and retry."))
 
 
@@ -83,7 +84,7 @@ def _unexpected(exc: Exception) -> tuple[Response | str, int] | WerkzeugResponse
         return _http_error(exc)
     # First: logging the error may itself read the signed-in user.
     rollback_session()
-    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    log.error("unhandled error on %s %s", request.method, logged_path(), exc_info=exc)
     return _render(500, _messages()[500])
 
 
@@ -110,7 +111,7 @@ def refuse_control_characters() -> tuple[Response | str, int] | None:
             ),
         )
     if request.method != "GET" and _has_control(request.form):
-        log.info("form on %s refused: control characters", request.path)
+        log.info("form on %s refused: control characters", logged_path())
         return _render(
             400,
             _(

@@ -13,6 +13,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from core.accesslog import logged_path
 from core.config import get_settings
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,10 @@ def twilio_signed(view: Callable[P, R]) -> Callable[P, R]:
         except RequestEntityTooLarge:
             raise  # 413 says what is wrong; Twilio never sends bodies this large
         except Exception:  # a malformed request must be a 403, never a 500
-            log.exception("twilio signature check failed on %s", request.path)
+            log.exception("twilio signature check failed on %s", logged_path())
             valid = False
         if not valid:
-            log.warning("rejected unsigned or forged Twilio request on %s", request.path)
+            log.warning("rejected unsigned or forged Twilio request on %s", logged_path())
             abort(403)
         return view(*args, **kwargs)
 

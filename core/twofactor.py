@@ -13,7 +13,7 @@ import segno
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.auth import LoginRefused, check_address, count_failure, is_locked, record_refusal
+from core.auth import LoginRefused, check_attempt, count_failure, record_refusal
 from core.config import Settings
 from core.models import Role, User
 
@@ -142,12 +142,12 @@ def verify_login_code(
     remote_addr: str | None,
 ) -> str:
     """The second step of a login: a TOTP code (never the same step twice) or an unused
-    recovery code. Failures count towards the same lockout and address throttle as wrong
+    recovery code. Failures count towards the same delays and address throttle as wrong
     passwords. Returns how the user got in (``totp`` or ``recovery_code``), audited."""
-    check_address(session, settings=settings, now=now, remote_addr=remote_addr)
-    if not user.active or is_locked(user, now) or user.totp_secret is None:
-        record_refusal(session, now=now, user=user, reason="locked")
-        raise LoginRefused("locked")
+    if not user.active or user.totp_secret is None:
+        record_refusal(session, now=now, user=user, reason="cannot_sign_in")
+        raise LoginRefused("cannot sign in")
+    check_attempt(session, settings=settings, now=now, user=user, remote_addr=remote_addr)
     cleaned = _clean_code(code)
     method: str | None = None
     step = _step_matching(user.totp_secret, cleaned, now) if cleaned.isdigit() else None
@@ -160,7 +160,6 @@ def verify_login_code(
     if method is None:
         count_failure(session, settings=settings, now=now, user=user, reason="bad_code")
         raise LoginRefused("bad code")
-    user.failed_logins = 0
     user.last_login_at = now
     audit.record(
         session,

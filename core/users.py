@@ -14,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.auth import MIN_PASSWORD_LENGTH, hash_password
+from core.auth import hash_password
 from core.models import Role, User
+from core.passwords import WeakPassword, check_new_password
 from core.phones import InvalidPhone, normalise_phone
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -97,10 +98,10 @@ def create_user(
 ) -> User:
     """A new active user; flushes (the id is known), audits, never commits."""
     email, clean = check_new_user(session, email=email, details=details, served=served)
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(
-            f"the password needs at least {MIN_PASSWORD_LENGTH} characters", field="password"
-        )
+    try:
+        check_new_password(password, personal=(email, clean.display_name))
+    except WeakPassword as exc:
+        raise UserError(str(exc), field="password") from None
     user = User(
         email=email,
         display_name=clean.display_name,
@@ -196,7 +197,7 @@ def set_active(session: Session, user: User, *, active: bool, actor: Actor, now:
 
 def reset_password(session: Session, user: User, *, actor: Actor, now: datetime) -> str:
     """A one-time password (returned once, to show the admin), to be changed at the next
-    login; every session of the user ends and any lockout is lifted."""
+    login; every session of the user ends and the login delays of the account start again."""
     password = generate_password()
     user.password_hash = hash_password(password)
     user.must_change_password = True
@@ -217,13 +218,11 @@ def reset_password(session: Session, user: User, *, actor: Actor, now: datetime)
 
 
 def change_own_password(session: Session, user: User, *, password: str, now: datetime) -> None:
-    """The user's new password (after a reset, or any time); other sessions end."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(
-            f"the password needs at least {MIN_PASSWORD_LENGTH} characters", field="password"
-        )
+    """The user's new password (after a reset, or any time); other sessions end.
+    WeakPassword when it is blank, short or guessable."""
     if _CONTROL.search(password):
         raise UserError("the password cannot hold control characters", field="password")
+    check_new_password(password, personal=(user.email, user.display_name))
     user.password_hash = hash_password(password)
     user.must_change_password = False
     user.new_session_token()

@@ -133,7 +133,7 @@ def login_code() -> str | WerkzeugResponse | tuple[str, int]:
     if isinstance(pending, dict) and now.timestamp() - pending.get("at", 0) <= PENDING_SECONDS:
         user = db.scalar(select(User).where(User.session_token == str(pending.get("token"))))
     if user is None or not isinstance(pending, dict):
-        # Expired, or the account locked meanwhile (its token changed): start again.
+        # Expired, or the user's sessions ended meanwhile (its token changed): start again.
         session.pop(PENDING_LOGIN, None)
         flash(_("Sign in again: the code was not entered in time."), "error")
         return redirect(url_for("core.login"))
@@ -180,6 +180,13 @@ def login_code() -> str | WerkzeugResponse | tuple[str, int]:
 @bp.post("/logout")
 @login_required
 def logout() -> WerkzeugResponse:
+    # The cookie names the user's session token: a new token makes every copy of the cookie
+    # worthless (the one mechanism that also ends sessions on a password change, a reset or a
+    # deactivation). It ends the user's sessions on their other devices too.
+    user: User = current_user._get_current_object()
+    db = get_session()
+    user.new_session_token()
+    db.commit()
     logout_user()
     session.clear()
     return redirect(url_for("core.login"))

@@ -7,6 +7,7 @@ import re
 
 from flask import Blueprint, Response, current_app, request
 
+from core.accesslog import logged_path
 from core.clock import now as clock_now
 from core.db import get_session
 from core.delivery import UnknownStatus, notify_listeners, record_status
@@ -48,7 +49,7 @@ def status() -> tuple[Response | str, int]:
     if not sid or not value:
         return "missing MessageSid/CallSid or status", 400
     if not TWILIO_SID.fullmatch(sid):
-        log.warning("status callback with a malformed sid on %s", request.path)
+        log.warning("status callback with a malformed sid on %s", logged_path())
         return "malformed MessageSid/CallSid", 400
     answered_by = request.form.get("AnsweredBy")
     db = get_session()

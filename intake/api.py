@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.accesslog import logged_path
 from core.clock import now as clock_now
 from core.config import get_settings
 from core.db import get_session, serialised_writes
@@ -44,7 +45,7 @@ from intake.validation import (
     parse_body,
     parse_handoff,
 )
-from oncall.chain import on_call_chain
+from oncall.chain import coordinators_to_page, on_call_chain
 from routing.dispatch import FollowUp
 from routing.followup import after_response
 from routing.lifecycle import record_read
@@ -71,8 +72,16 @@ def _rate_limited(exc: RateLimited) -> Answer:
     return response, 429
 
 
-def _person(user: User | None) -> dict[str, str | None] | None:
-    return None if user is None else {"name": user.display_name, "phone": user.phone}
+def _person(user: User | None) -> dict[str, str | bool | None] | None:
+    """Someone on call as a partner sees them: whether the phone was verified says whether
+    Ali can page it (an unverified one is skipped by the router)."""
+    if user is None:
+        return None
+    return {
+        "name": user.display_name,
+        "phone": user.phone,
+        "phone_verified": bool(user.phone) and user.phone_verified_at is not None,
+    }
 
 
 def _authenticate(session: Session, body: bytes, now: datetime) -> Caller | Answer:
@@ -92,11 +101,11 @@ def _authenticate(session: Session, body: bytes, now: datetime) -> Caller | Answ
         )
     except RateLimited as exc:
         session.rollback()
-        log.warning("API request to %s refused: source over its rate limit", request.path)
+        log.warning("API request to %s refused: source over its rate limit", logged_path())
         return _rate_limited(exc)
     except Unauthorised as exc:
         session.rollback()
-        log.warning("API request to %s refused: %s", request.path, exc.reason)
+        log.warning("API request to %s refused: %s", logged_path(), exc.reason)
         return _error(401, "Authentication failed: check the key id, timestamp and signature.")
     return caller
 
@@ -260,7 +269,9 @@ def get_on_call() -> Answer:
     if found.sigla not in get_settings().provinces:
         error = FieldError("province", f"{found.sigla} is not served by this instance of Ali")
         return _commit_counted(session, caller, now, _invalid([error]))
+    # The router's own chain: the same function and the same coordinators' fallback.
     chain = on_call_chain(session, province=found.sigla, at=now)
+    coordinators, _pageable = coordinators_to_page(session, chain)
     audit.record(
         session,
         now=now,
@@ -275,7 +286,7 @@ def get_on_call() -> Answer:
         "at": chain.at.isoformat(),
         "primary": _person(chain.primary),
         "backup": _person(chain.backup),
-        "coordinators": [_person(user) for user in chain.coordinators],
+        "coordinators": [_person(user) for user in coordinators],
     }
     return _commit_counted(session, caller, now, (jsonify(body), 200))
 

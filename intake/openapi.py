@@ -129,7 +129,7 @@ ACCEPTED_EXAMPLE = {
     "province": "BS",
     "province_source": "municipality",
     "status": "dispatched",
-    "on_call": {"name": "Operatore 1 BS", "phone": "+393330000011"},
+    "on_call": {"name": "Operatore 1 BS", "phone": "+393330000011", "phone_verified": True},
     "warnings": [],
 }
 MISTAKEN_ANSWER = {
@@ -171,10 +171,15 @@ the same warnings are on the case's timeline for whoever works it.
 def _schemas() -> dict[str, Any]:
     on_call_person = {
         "type": "object",
-        "required": ["name", "phone"],
+        "required": ["name", "phone", "phone_verified"],
         "properties": {
             "name": {"type": "string"},
             "phone": {"type": ["string", "null"], "description": "E.164"},
+            "phone_verified": {
+                "type": "boolean",
+                "description": "Whether the person proved the phone is theirs. Ali pages only "
+                "verified phones: an unverified one is skipped and the next tier is paged.",
+            },
         },
     }
     accepted_properties: dict[str, Any] = {

@@ -76,6 +76,21 @@ def on_call_chain(session: Session, *, province: str, at: datetime) -> OnCallCha
     )
 
 
+def coordinators_to_page(
+    session: Session, chain: OnCallChain, *, declined: Collection[int] = ()
+) -> tuple[list[User], list[User]]:
+    """The coordinators the last tier of ``chain`` pages, as (considered, pageable): the
+    chain's coordinators; when none of them can be paged (no verified phone, or they
+    declined), every active coordinator, rather than nobody: the last tier must reach a
+    human while there is one. The router and ``GET /api/v1/oncall`` both ask here."""
+    considered = list(chain.coordinators)
+    pageable = [u for u in considered if u.can_be_paged and u.id not in declined]
+    if not pageable:
+        considered = users_with_role(session, Role.COORDINATOR)
+        pageable = [u for u in considered if u.can_be_paged and u.id not in declined]
+    return considered, pageable
+
+
 def province_schedule(
     session: Session,
     *,

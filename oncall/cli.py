@@ -73,6 +73,8 @@ def import_csv(file: Path, importer: Importer, what: str) -> ImportReport:
         )
         raise click.exceptions.Exit(1)
     session.commit()
+    for change in report.changes:
+        click.echo(change)
     click.echo(
         f"{what}: {report.created} created, {report.updated} updated, "
         f"{report.unchanged} already up to date"
@@ -114,7 +116,7 @@ def operators_set_password(email: str, generate_password: bool) -> None:
     user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
     if user is None:
         raise click.ClickException(f"no user has the e-mail {email.strip().lower()}")
-    password = ask_password(generate=generate_password)
+    password = ask_password(generate=generate_password, personal=(user.email, user.display_name))
     user.password_hash = hash_password(password)
     # Every session opened with the old password ends.
     user.new_session_token()

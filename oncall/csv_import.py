@@ -24,7 +24,7 @@ import io
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import func, select
@@ -36,8 +36,9 @@ from core.models import Role, User
 from core.phones import InvalidPhone, normalise_phone
 from core.provinces import lookup_province
 from core.text import has_control
-from oncall.editing import RotaError, add_shift
+from oncall.editing import RotaError, add_shift, why_not_on_rota
 from oncall.models import RotaShift
+from oncall.rules import scopes_of_operator
 from oncall.schedule import Tier
 
 OPERATOR_COLUMNS = ("name", "email", "phone", "provinces", "roles", "languages")
@@ -171,6 +172,8 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     notes: list[str] = field(default_factory=list)
+    # What the import did to each person, one line each ("a@b.it: roles operator -> ...").
+    changes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -318,8 +321,14 @@ def import_operators(
         user = _store_operator(
             session, existing.get(operator.email), operator, now=now, actor=actor, report=report
         )
+        report.errors.extend(
+            f"line {operator.line}: {problem}" for problem in _rotas_refusing(session, user, now)
+        )
         if user.phone is None:
             no_phone += 1
+    if report.errors:
+        report.changes.clear()
+        return report
     if no_phone:
         report.notes.append(f"{no_phone} operator(s) have no phone number and cannot be paged")
     return report
@@ -348,6 +357,10 @@ def _store_operator(
         session.add(user)
         session.flush()
         report.created += 1
+        report.changes.append(
+            f"{user.email}: created, roles {','.join(user.roles)}, "
+            f"provinces {','.join(user.provinces) or '-'}"
+        )
         audit.record(
             session,
             now=now,
@@ -359,9 +372,15 @@ def _store_operator(
             detail=detail,
         )
         return user
+    before: dict[str, list[str]] = {
+        "roles": list(user.roles),
+        "provinces": list(user.provinces),
+        "languages": list(user.languages),
+    }
     changed = _update_user(user, operator)
     if changed:
         report.updated += 1
+        report.changes.append(_describe(user, before, changed))
         audit.record(
             session,
             now=now,
@@ -377,6 +396,48 @@ def _store_operator(
     if not user.active:
         report.notes.append(f"line {operator.line}: {operator.email} is deactivated and stays so")
     return user
+
+
+# Far enough ahead for every rota rule that will ever hold an instant (rotations without an
+# end date are found whatever the horizon).
+_ROTA_HORIZON = timedelta(days=3660)
+
+
+def _rotas_refusing(session: Session, user: User, now: datetime) -> list[str]:
+    """The rota tiers, from now on, that the user's new roles or provinces no longer allow:
+    leaving them there would keep them in the chain the router pages while the rota pages
+    refuse them. Taking someone off a rota is an explicit rota edit, never a side effect."""
+    if not user.active or user.id is None:
+        return []
+    problems = []
+    for province, tier in scopes_of_operator(session, user.id, now, now + _ROTA_HORIZON):
+        reason = why_not_on_rota(user, province, tier)
+        if reason is not None:
+            rota = (
+                "the coordinators' rota" if province is None else f"the {tier} rota of {province}"
+            )
+            problems.append(
+                f"{user.display_name} <{user.email}> is on {rota}, which the new roles or "
+                f"provinces no longer allow ({reason.rstrip('.')}): take them off that rota "
+                "first, then import again"
+            )
+    return problems
+
+
+def _describe(user: User, before: dict[str, list[str]], changed: list[str]) -> str:
+    """One line of the import's output: field names and, where they are no secret, values
+    (never the phone number itself)."""
+    parts = []
+    for name in changed:
+        if name in {"roles", "provinces", "languages"}:
+            old = ",".join(sorted(before[name])) or "-"
+            new = ",".join(sorted(getattr(user, name))) or "-"
+            parts.append(f"{name} {old} -> {new}")
+        elif name == "phone":
+            parts.append("phone changed (to be verified again)")
+        elif name == "display_name":
+            parts.append("name changed")
+    return f"{user.email}: " + "; ".join(parts)
 
 
 def _update_user(user: User, operator: _OperatorRow) -> list[str]:

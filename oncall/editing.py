@@ -126,6 +126,17 @@ def _check_scope(
     return sigla, tier
 
 
+def why_not_on_rota(user: User, province: str | None, tier: Tier) -> str | None:
+    """Why ``user``'s roles and provinces do not allow them in this rota tier, or None: the
+    one rule for the rota pages, the rota import and the operators import."""
+    needed = Role.COORDINATOR if tier is Tier.COORDINATOR else Role.OPERATOR
+    if not user.has_role(needed):
+        return f"{user.display_name} does not have the {needed.value} role."
+    if province is not None and tier is not Tier.COORDINATOR and province not in user.provinces:
+        return f"{user.display_name} does not cover the province {province}."
+    return None
+
+
 def _check_operator(session: Session, user_id: int, province: str | None, tier: Tier) -> User:
     user = session.get(User, user_id)
     if user is None:
@@ -134,15 +145,9 @@ def _check_operator(session: Session, user_id: int, province: str | None, tier: 
         raise RotaError(
             f"{user.display_name} is not active and cannot be on call.", field="operator_ids"
         )
-    needed = Role.COORDINATOR if tier is Tier.COORDINATOR else Role.OPERATOR
-    if not user.has_role(needed):
-        raise RotaError(
-            f"{user.display_name} does not have the {needed.value} role.", field="operator_ids"
-        )
-    if province is not None and province not in user.provinces:
-        raise RotaError(
-            f"{user.display_name} does not cover the province {province}.", field="operator_ids"
-        )
+    problem = why_not_on_rota(user, province, tier)
+    if problem is not None:
+        raise RotaError(problem, field="operator_ids")
     return user
 
 

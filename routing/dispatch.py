@@ -36,7 +36,7 @@ from core.config import get_settings
 from core.delivery import TERMINAL_FAILURES
 from core.models import DeliveryStatus, Role, User, users_with_role
 from core.telephony import SMS_OPTED_OUT, Telephony, TelephonyError
-from oncall.chain import OnCallChain, on_call_chain
+from oncall.chain import OnCallChain, coordinators_to_page, on_call_chain
 from oncall.notifications import mark_sms_opted_out, tell_sms_opt_outs
 from routing import alerts, bundles
 from routing.lifecycle import change_status, record_event
@@ -260,18 +260,12 @@ def _recipients(  # noqa: PLR0917 -- private, one caller
     found: list[tuple[str, User]] = []
     seen: set[int] = set()
     for target in dict.fromkeys(wanted):
-        if target == PolicyTarget.PRIMARY:
-            holders = [chain.primary] if chain.primary is not None else []
-        elif target == PolicyTarget.BACKUP:
-            holders = [chain.backup] if chain.backup is not None else []
+        if target == PolicyTarget.COORDINATORS:
+            holders, pageable = coordinators_to_page(session, chain, declined=declined)
         else:
-            holders = list(chain.coordinators)
-        pageable = [user for user in holders if user.can_be_paged and user.id not in declined]
-        if not pageable and target == PolicyTarget.COORDINATORS:
-            # The coordinator on call cannot be paged: every other coordinator is, rather
-            # than nobody (the last tier must reach a human while there is one).
-            holders = users_with_role(session, Role.COORDINATOR)
-            pageable = [u for u in holders if u.can_be_paged and u.id not in declined]
+            holder = chain.primary if target == PolicyTarget.PRIMARY else chain.backup
+            holders = [holder] if holder is not None else []
+            pageable = [user for user in holders if user.can_be_paged and user.id not in declined]
         if not pageable:
             _dispatch_event(
                 session,

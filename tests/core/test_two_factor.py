@@ -88,7 +88,7 @@ def test_the_secret_is_stored_encrypted(
     assert all(code.replace("-", "") not in str(raw[1]) for code in _codes)
 
 
-def test_a_code_cannot_be_used_twice_and_wrong_codes_lock_like_passwords(
+def test_a_code_cannot_be_used_twice_and_wrong_codes_delay_like_passwords(
     client: FlaskClient, make_user: UserFactory, db: Session, clock: FrozenClock, app: Flask
 ) -> None:
     user = make_user(roles=("coordinator",), provinces=())
@@ -100,21 +100,24 @@ def test_a_code_cannot_be_used_twice_and_wrong_codes_lock_like_passwords(
     assert _code_step(fresh, used) == 401  # replayed
     for _attempt in range(3):
         assert _code_step(fresh, "000000") == 401
-    # The fifth failure (default ALI_LOGIN_MAX_FAILURES) locks the account.
-    assert _code_step(fresh, "111111") == 302
-    assert fresh.get("/login/code").headers["Location"].endswith("/login")
-    db.refresh(user)
-    assert user.locked_until is not None
+    assert _code_step(fresh, "111111") == 401
+    # Five failures (default ALI_LOGIN_MAX_FAILURES) from this address: the next code waits,
+    # even a right one, and so does the password; the account itself is not locked.
+    right = pyotp.TOTP(secret).at(clock.now() + timedelta(seconds=30))
+    assert _code_step(fresh, right) == 429
     failures = db.scalars(select(AuditEntry).where(AuditEntry.action == "login_failed")).all()
-    assert [f.detail["reason"] for f in failures] == ["bad_code"] * 5
-    # Locked: the right password no longer reaches the code step.
+    assert [f.detail["reason"] for f in failures] == ["bad_code"] * 5 + ["throttled"]
     again = app.test_client()
     page = again.get("/login")
-    refused = again.post(
+    waiting = again.post(
         "/login",
         data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(page.text)},
     )
-    assert refused.status_code == 401
+    assert waiting.status_code == 429
+    db.refresh(user)
+    assert user.locked_until is None
+    clock.advance(timedelta(minutes=1))
+    assert _code_step(fresh, pyotp.TOTP(secret).at(clock.now())) == 302
 
 
 def test_a_recovery_code_works_once(

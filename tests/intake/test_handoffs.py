@@ -105,7 +105,7 @@ def test_signed_handoff_opens_a_case_in_the_right_province(
         "province": "BS",
         "province_source": "municipality",
         "status": "dispatched",
-        "on_call": {"name": "Operatrice BS", "phone": "+393331112223"},
+        "on_call": {"name": "Operatrice BS", "phone": "+393331112223", "phone_verified": True},
         "warnings": [],
     }
     assert response.headers["Location"] == "/api/v1/handoffs/NV-2026-000123"

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from core.clock import FrozenClock
 from core.models import AuditEntry
 from intake.services import IssuedSecret
+from oncall.chain import coordinators_to_page, on_call_chain
 from oncall.models import RotaShift
 from routing.models import Case
 from tests.conftest import UserFactory
@@ -102,12 +103,52 @@ def test_on_call_chain_now(
     assert response.get_json() == {
         "province": "BS",
         "at": "2026-11-24T10:00:00+00:00",
-        "primary": {"name": "Prima", "phone": "+393330000001"},
-        "backup": {"name": "Seconda", "phone": "+393330000002"},
-        "coordinators": [{"name": "Coordinatrice", "phone": coordinator.phone}],
+        "primary": {"name": "Prima", "phone": "+393330000001", "phone_verified": True},
+        "backup": {"name": "Seconda", "phone": "+393330000002", "phone_verified": True},
+        "coordinators": [
+            {"name": "Coordinatrice", "phone": coordinator.phone, "phone_verified": True}
+        ],
     }
     entry = db.scalars(select(AuditEntry).where(AuditEntry.object_type == "oncall")).one()
     assert (entry.action, entry.object_id) == ("read", "BS")
+
+
+def test_on_call_shows_the_chain_the_router_pages_with_each_phone_verified_or_not(
+    sender: Sender, db: Session, make_user: UserFactory, clock: FrozenClock
+) -> None:
+    primary = make_user(provinces=("BS",), name="Prima", phone="+393330000001", verified=False)
+    on_duty = make_user(roles=("coordinator",), provinces=(), name="Di turno", verified=False)
+    other = make_user(roles=("coordinator",), provinces=(), name="Altra")
+    make_user(roles=("coordinator",), provinces=(), name="Senza telefono", verified=False)
+    now = clock.now()
+    for user, province, tier in ((primary, "BS", "primary"), (on_duty, None, "coordinator")):
+        db.add(
+            RotaShift(
+                province=province,
+                tier=tier,
+                user_id=user.id,
+                start_at=now - timedelta(hours=1),
+                end_at=now + timedelta(hours=1),
+                created_at=now,
+            )
+        )
+    db.commit()
+
+    body = sender.get("/api/v1/oncall?province=BS").get_json()
+
+    # The primary's unverified phone is said so: the router skips it.
+    assert body["primary"] == {"name": "Prima", "phone": "+393330000001", "phone_verified": False}
+    # The coordinator on duty cannot be paged, so the router pages every coordinator who
+    # can: the answer lists the same people the router considers, each flagged.
+    assert [(c["name"], c["phone_verified"]) for c in body["coordinators"]] == [
+        ("Di turno", False),
+        ("Altra", True),
+        ("Senza telefono", False),
+    ]
+    chain = on_call_chain(db, province="BS", at=now)
+    considered, pageable = coordinators_to_page(db, chain)
+    assert [u.display_name for u in considered] == [c["name"] for c in body["coordinators"]]
+    assert [u.id for u in pageable] == [other.id]
 
 
 def test_on_call_with_nobody_on_call(sender: Sender) -> None:

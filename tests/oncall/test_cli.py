@@ -445,3 +445,56 @@ def test_gaps_exit_status_is_for_monitoring(
     assert everything.exit_code == 0, everything.output
     assert everything.output.count("no gaps") == len(SERVED)
     assert runner.invoke(args=["rota", "gaps"]).exit_code == 1
+
+
+def test_operators_import_refuses_to_leave_someone_on_a_rota_their_roles_no_longer_allow(
+    runner: FlaskCliRunner, db: Session, make_user: UserFactory, tmp_path: Path
+) -> None:
+    carla = make_user(
+        email="carla@example.org", name="Carla Coordinatrice", roles=("coordinator",), provinces=()
+    )
+    paolo = make_user(email="paolo@example.org", name="Paolo Primario", provinces=("BS",))
+    rotation(db, [carla], province=None, tier=Tier.COORDINATOR)
+    rotation(db, [paolo])
+    db.commit()
+    csv_text = (
+        "name,email,phone,provinces,roles,languages\n"
+        "Carla Coordinatrice,carla@example.org,,BS,operator,it\n"
+        "Paolo Primario,paolo@example.org,,BG,operator,it\n"
+    )
+    result = runner.invoke(args=["operators", "import", str(write(tmp_path, csv_text))])
+    assert result.exit_code == 1
+    assert "line 2: Carla Coordinatrice <carla@example.org> is on the coordinators' rota" in (
+        result.output
+    )
+    assert "coordinator role" in result.output
+    assert "line 3: Paolo Primario <paolo@example.org> is on the primary rota of BS" in (
+        result.output
+    )
+    assert "nothing imported" in result.output
+    db.expire_all()
+    assert db.get(User, carla.id).roles == ["coordinator"]  # type: ignore[union-attr]
+    assert db.get(User, paolo.id).provinces == ["BS"]  # type: ignore[union-attr]
+
+
+def test_operators_import_lists_what_changed_for_each_person(
+    runner: FlaskCliRunner, db: Session, make_user: UserFactory, tmp_path: Path
+) -> None:
+    make_user(email="anna@example.org", name="Anna", provinces=("BS",), phone="+393330000001")
+    make_user(email="bruno@example.org", name="Bruno", provinces=("BS",), phone="+393330000002")
+    csv_text = (
+        "name,email,phone,provinces,roles,languages\n"
+        "Anna,anna@example.org,+393339999999,BS;CR,operator;rota_manager,it\n"
+        "Bruno,bruno@example.org,+393330000002,BS,operator,it\n"
+        "Dora,dora@example.org,,BG,operator,it\n"
+    )
+    result = runner.invoke(args=["operators", "import", str(write(tmp_path, csv_text))])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert (
+        "anna@example.org: phone changed (to be verified again); provinces BS -> BS,CR; "
+        "roles operator -> operator,rota_manager"
+    ) in lines
+    assert "dora@example.org: created, roles operator, provinces BG" in lines
+    assert not any(line.startswith("bruno@") for line in lines)
+    assert "+39333" not in result.output
