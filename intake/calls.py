@@ -223,8 +223,8 @@ def operator_took_call(
     session: Session, call: PartnerCall, operator: User, now: datetime
 ) -> OpenedCase | None:
     """`operator` pressed 1 on the whisper: the call is theirs, and so is its case — opened
-    now and accepted by them in the same transaction, so nobody else is paged for it (the
-    first step's pages, still pending, are cancelled by the accept before any is sent).
+    now and accepted by them in the same transaction, so nobody else is paged for it (its
+    first step is not fired: `open_case(taken=True)`).
 
     None when the call was already taken or is no longer ringing this person.
     """
@@ -240,6 +240,7 @@ def operator_took_call(
         brought_by=BroughtBy(actor=ACTOR),
         fields=_fields(session, call),
         now=now,
+        taken=True,
     )
     call.case_id = opened.case_id
     dispatch = session.get(Dispatch, opened.dispatch_id) if opened.dispatch_id else None

@@ -403,6 +403,7 @@ def open_case(
     now: datetime,
     handoff: ReceivedHandoff | None = None,
     warnings: Sequence[FieldWarning] = (),
+    taken: bool = False,
 ) -> OpenedCase:
     """Open a case from any channel: its reference, its hand-off row where there is one, its
     first events and audit entry, and — in the same transaction — its dispatch with the first
@@ -416,6 +417,9 @@ def open_case(
 
     `warnings` (what `parse_case`/`parse_handoff` did not understand) become one `warning`
     event on the timeline, so whoever works the case sees what was wrong with what was sent.
+
+    `taken`: the caller accepts the case in this same transaction (`answer_alert`), so its
+    first step is not fired and nobody is alerted for a case already in hand.
 
     The case's rows go in as prebuilt Core statements (this is the intake's hot path); the
     dispatch is routing's, through its service.
@@ -502,6 +506,7 @@ def open_case(
         urgency=fields.urgency,
         now=now,
         chain=chain,
+        fire_first_step=not taken,
     )
     log.info(
         "case %s opened by %s via %s (%s)",

@@ -404,6 +404,7 @@ def create_case() -> tuple[str, int] | WerkzeugResponse:
         fields=parsed.fields,
         now=now,
         warnings=parsed.warnings,
+        taken=request.form.get("take") == "1",
     )
     follow_up = FollowUp(to_send={opened.dispatch_id} if opened.dispatch_id else set())
     taken = False

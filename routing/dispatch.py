@@ -119,12 +119,16 @@ def start_dispatch(
     urgency: Urgency,
     now: datetime,
     chain: OnCallChain | None = None,
+    fire_first_step: bool = True,
 ) -> tuple[Dispatch, int]:
     """The dispatch of a new case, in the transaction that opens it, with its policy copied
     and its first step fired (pages pending; the edge sends them after its commit through
     `routing.followup.after_response`).
 
     `rota_province` is None for cases that go to the coordinators (unresolved, out of area).
+    `fire_first_step` False: someone takes the case in this same transaction (a partner call
+    answered, a case entered by hand and taken), so nobody is alerted for nothing; should the
+    taking fail, the dispatch is due now and the worker's next tick fires the step.
     Returns the dispatch and how many pages wait to be sent.
     """
     policy = policy_snapshot(session, urgency)
@@ -148,7 +152,9 @@ def start_dispatch(
         now=now,
         data={"urgency": urgency.value, "policy": policy},
     )
-    queued = fire_due_steps(session, dispatch, now, chain=chain, fresh=True)
+    queued = (
+        fire_due_steps(session, dispatch, now, chain=chain, fresh=True) if fire_first_step else 0
+    )
     session.flush()  # one flush: the dispatch, its events and its pages in batches
     return dispatch, queued
 

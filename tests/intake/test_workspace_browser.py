@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core.models import AuditEntry
 from routing.models import Case, CaseEvent
+from routing.models import Page as AlertPage
 from tests.alerting import Chain, Phone
 from tests.browser import (  # noqa: F401 -- fixtures, used by name
     BrowserPage,
@@ -212,9 +213,11 @@ def test_a_case_is_entered_by_hand_on_a_phone_and_taken_at_once(
     assert (case.channel, case.province, case.province_source) == ("manual", "BS", "explicit")
     assert (case.status, case.accepted_by_id, case.contact_safe) == ("accepted", street.id, "yes")
     assert (case.person_nationality, case.exploitation) == ("NG", ["sexual"])
-    # Taken at once: the on-call operator is not disturbed.
+    # Taken at once: the on-call operator is not disturbed, and the timeline says no one was.
     phone.tick()
     assert phone.sms_to(chain.primary) == []
+    assert db.scalars(select(AlertPage)).all() == []
+    assert "step" not in set(db.scalars(select(CaseEvent.kind).where(CaseEvent.case_id == case.id)))
 
 
 def test_a_case_entered_by_hand_is_alerted_like_any_other(
