@@ -123,7 +123,10 @@ def read_fields(
         kind=kinds[kind.strip().lower()],
         target_groups=[g.value for g in TargetGroup if g.value in groups],
         capacity=beds,
-        address=_one_line(address, limit=MAX_ADDRESS, what="address", code="address") or None,
+        address=_one_line(
+            address, limit=MAX_ADDRESS, what="address", code="address", required=False
+        )
+        or None,
     )
 
 

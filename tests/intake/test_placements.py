@@ -242,6 +242,8 @@ def test_the_last_bed_taken_from_two_sessions_at_once_goes_to_one(
         case = new_case(db, now=now, by=user, province="BS")
         placements.append(request_placement(db, case, shelter, beds=1, actor=user, now=now).id)
     db.commit()
+    # Plain ids: the threads must not touch the test's own session.
+    user_ids = [user.id for user in users]
     ready = threading.Barrier(2)
     outcomes: list[str] = []
 
@@ -249,7 +251,7 @@ def test_the_last_bed_taken_from_two_sessions_at_once_goes_to_one(
         with app.app_context(), Session(engine) as session:
             ready.wait(timeout=30)
             placement = session.get(Placement, placements[index])
-            user = session.get(User, users[index].id)
+            user = session.get(User, user_ids[index])
             assert placement is not None
             assert user is not None
             try:
