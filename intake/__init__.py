@@ -47,5 +47,6 @@ def init_app(app: Flask) -> None:
     add_demo_seeder(app, demo.seed_intake)
     add_demo_seeder(app, demo.seed_partners)
     add_demo_seeder(app, demo.seed_cases)
+    add_demo_seeder(app, demo.seed_shelters)
     register_nav(app, NavItem("cases.case_list", _l("Cases"), (Role.OPERATOR, Role.COORDINATOR)))
     register_metrics(app, intake_metrics)

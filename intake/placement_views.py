@@ -87,7 +87,7 @@ for _code, _text in {
     "asylum_system": _l("asylum reception system"),
 }.items():
     CODE_LABELS.setdefault(_code, _text)
-EVENT_LABELS.setdefault("placement", _l("placement"))
+EVENT_LABELS.setdefault("placement", _l("Placement"))
 
 
 def placement_context(session: Session, case: Case) -> dict[str, Any]:
