@@ -116,6 +116,10 @@ def _refusal(exc: PlacementRefused) -> str:
             "override.",
             free=max(exc.free or 0, 0),
         ),
+        "full_correction": _(
+            "The shelter has %(free)d bed(s) free: the correction cannot take more.",
+            free=max(exc.free or 0, 0),
+        ),
         "minor": _(
             "This shelter does not take minors: to place anyway, give a reason for the override."
         ),

@@ -494,6 +494,16 @@ def correct_entry(
         raise PlacementRefused("that time is in the future", code="future")
     if beds is not None:
         _check_beds(beds)
+        # More beds on a placement that holds its beds takes them now: no correction fills
+        # a shelter past its capacity (an override is for the placement itself).
+        state = placement_state(entry.placement, _entries(session, entry.placement))
+        extra = beds - state.beds
+        if state.takes_beds and extra > 0:
+            free = _locked_free(session, entry.placement.shelter)
+            if free < extra:
+                raise PlacementRefused(
+                    f"{max(free, 0)} bed(s) free", code="full_correction", free=free
+                )
     return _write(
         session,
         entry.placement,
@@ -507,3 +517,20 @@ def correct_entry(
         reason=text,
         corrects=entry,
     )
+
+
+def placement_states(session: Session, *, province: str | None = None) -> list[PlacementState]:
+    """Every placement as its log leaves it (corrections applied), oldest first, for reports:
+    placements per month (`requested_at`/`checked_in_at`), length of stay (`checked_in_at` to
+    `checked_out_at`), occupancy (beds × nights between them) and exits by `exit_reason`.
+    `province` is the shelter's."""
+    query = (
+        select(Placement)
+        .order_by(Placement.id)
+        .options(selectinload(Placement.entries), selectinload(Placement.shelter))
+    )
+    if province is not None:
+        query = query.join(Shelter, Shelter.id == Placement.shelter_id).where(
+            Shelter.province == province
+        )
+    return [placement_state(placement) for placement in session.scalars(query)]

@@ -272,3 +272,49 @@ def test_the_last_bed_taken_from_two_sessions_at_once_goes_to_one(
     confirmed = select(PlacementEntry).where(PlacementEntry.action == "confirmed")
     assert len(db.scalars(confirmed).all()) == 1
     assert db.scalar(select(Case.id).limit(1)) is not None
+
+
+def test_placement_states_give_the_reports_each_stay_as_corrected(
+    db: Session, operator: User, clock: FrozenClock
+) -> None:
+    from intake.placements import placement_states  # noqa: PLC0415 -- the reports' entry point
+
+    now = clock.now()
+    shelter = new_shelter(db, now=now, capacity=4)
+    new_shelter(db, now=now, code="BG-1", province="BG")
+    case = new_case(db, now=now, by=operator, province="BS")
+    placement = request_placement(db, case, shelter, beds=2, actor=operator, now=now)
+    arrived = check_in(db, placement, at=now - timedelta(days=5), actor=operator, now=now)
+    check_out(db, placement, at=now, exit_reason=ExitReason.ASYLUM_SYSTEM, actor=operator, now=now)
+    correct_entry(
+        db, arrived, reason="Data sbagliata", actor=operator, now=now, at=now - timedelta(days=4)
+    )
+    db.commit()
+    (state,) = placement_states(db, province="BS")
+    assert state.checked_in_at is not None
+    assert state.checked_out_at is not None
+    assert (state.checked_out_at - state.checked_in_at, state.beds, state.exit_reason) == (
+        timedelta(days=4),
+        2,
+        ExitReason.ASYLUM_SYSTEM,
+    )
+    assert placement_states(db, province="BG") == []
+
+
+def test_a_correction_cannot_take_beds_the_shelter_does_not_have(
+    db: Session, operator: User, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    shelter = new_shelter(db, now=now, capacity=2)
+    case = new_case(db, now=now, by=operator, province="BS")
+    placement = request_placement(db, case, shelter, beds=1, actor=operator, now=now)
+    confirm_placement(db, placement, actor=operator, now=now)
+    db.commit()
+    requested = db.scalars(select(PlacementEntry).where(PlacementEntry.action == "requested")).one()
+    with pytest.raises(PlacementRefused) as refused:
+        correct_entry(db, requested, reason="Tre figli", actor=operator, now=now, beds=3)
+    assert refused.value.code == "full_correction"
+    db.rollback()
+    correct_entry(db, requested, reason="Un figlio", actor=operator, now=now, beds=2)
+    db.commit()
+    assert _free(db, shelter.id) == 0
