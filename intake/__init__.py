@@ -21,6 +21,7 @@ def init_app(app: Flask) -> None:
         demo,
         jobs,
         partner_views,
+        placement_views,
         recordings,
         views,
         voice,
@@ -39,11 +40,13 @@ def init_app(app: Flask) -> None:
     # to protect, so the form CSRF token does not apply.
     csrf.exempt(api.bp)
     partner_views.init_app(app)
+    placement_views.init_app(app)
     callback_routes.init_app(app)
     jobs.init_app(app)
     cli.init_app(app)
     add_demo_seeder(app, demo.seed_intake)
     add_demo_seeder(app, demo.seed_partners)
     add_demo_seeder(app, demo.seed_cases)
+    add_demo_seeder(app, demo.seed_shelters)
     register_nav(app, NavItem("cases.case_list", _l("Cases"), (Role.OPERATOR, Role.COORDINATOR)))
     register_metrics(app, intake_metrics)

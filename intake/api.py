@@ -35,6 +35,7 @@ from intake.services import (
     open_case,
     replayed_handoff,
 )
+from intake.shelters import free_beds_by_kind
 from intake.signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from intake.validation import (
     MAX_BODY_BYTES,
@@ -288,6 +289,40 @@ def get_on_call() -> Answer:
         "backup": _person(chain.backup),
         "coordinators": [_person(user) for user in coordinators],
     }
+    return _commit_counted(session, caller, now, (jsonify(body), 200))
+
+
+@bp.get("/beds")
+def get_beds() -> Answer:
+    """Free beds per shelter kind in a province: counts only, never a shelter's name or
+    address (operational figures, not suppressed: design §4)."""
+    session = get_session()
+    now = clock_now()
+    caller = _authenticate(session, b"", now)
+    if not isinstance(caller, Caller):
+        return caller
+    given = request.args.get("province", "")
+    if not given.strip():
+        error = FieldError("province", "is required (a sigla, a name or an ISTAT code)")
+        return _commit_counted(session, caller, now, _invalid([error]))
+    found = lookup_province(given)
+    if found is None:
+        error = FieldError("province", "is not an Italian province")
+        return _commit_counted(session, caller, now, _invalid([error]))
+    if found.sigla not in get_settings().provinces:
+        error = FieldError("province", f"{found.sigla} is not served by this instance of Ali")
+        return _commit_counted(session, caller, now, _invalid([error]))
+    free = free_beds_by_kind(session, found.sigla)
+    audit.record(
+        session,
+        now=now,
+        action="read",
+        object_type="beds",
+        object_id=found.sigla,
+        actor=caller.actor,
+        fields=["free_beds"],
+    )
+    body = {"province": found.sigla, "at": now.isoformat(), "free_beds": free}
     return _commit_counted(session, caller, now, (jsonify(body), 200))
 
 

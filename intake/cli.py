@@ -25,6 +25,7 @@ from intake.services import (
     retire_source_secret,
     rotate_source_secret,
 )
+from intake.shelters import import_shelters
 from oncall.cli import import_csv
 
 
@@ -148,6 +149,20 @@ def partners_import(file: Path) -> None:
     import_csv(file, import_partners, "partners")
 
 
+@click.group("shelters", help="Shelters (strutture) of the pronta accoglienza log.")
+def shelters_group() -> None:
+    pass
+
+
+@shelters_group.command("import", help="Create or update shelters from a CSV file.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def shelters_import(file: Path) -> None:
+    """Columns code,name,province,kind,target_groups,capacity,address (target groups split by
+    ';'); shelters are matched by code. Nothing is imported when any line is bad."""
+    import_csv(file, import_shelters, "shelters")
+
+
 @click.group("retention", help="Personal data removed once their retention period is over.")
 def retention_group() -> None:
     pass
@@ -176,4 +191,5 @@ def retention_run(dry_run: bool) -> None:
 def init_app(app: Flask) -> None:
     app.cli.add_command(sources_group)
     app.cli.add_command(partners_group)
+    app.cli.add_command(shelters_group)
     app.cli.add_command(retention_group)

@@ -1,5 +1,6 @@
-"""Demo intake: a `numero-verde` source and a shell snippet that posts a signed hand-off, and
-three weeks of cases in every state for the case list."""
+"""Demo intake: a `numero-verde` source and a shell snippet that posts a signed hand-off,
+three weeks of cases in every state for the case list, and shelters with four months of
+placements."""
 
 from __future__ import annotations
 
@@ -19,9 +20,18 @@ from core.config import get_settings
 from core.db import session_scope
 from core.models import User
 from intake.manual import manual_case_fields
-from intake.models import Partner, Source
+from intake.models import ExitReason, Partner, Shelter, Source
 from intake.partners import create_partner, read_fields
+from intake.placements import (
+    check_in,
+    check_out,
+    confirm_placement,
+    request_placement,
+    set_planned_end,
+)
 from intake.services import BroughtBy, create_source, open_case
+from intake.shelters import create_shelter
+from intake.shelters import read_fields as read_shelter_fields
 from routing.dispatch import answer_alert
 from routing.lifecycle import add_note, change_status, close_with_outcome
 from routing.models import Case, CaseEvent, CaseStatus, Channel, Dispatch
@@ -257,3 +267,108 @@ def _work(
         change_status(db, case, status, actor=operator, now=step)
     if spec.outcome is not None:
         close_with_outcome(db, case, spec.outcome, actor=operator, now=step + timedelta(days=2))
+
+
+# --- demo shelters and placements ----------------------------------------------------------
+
+# Per province: (code suffix, name, kind, target groups, capacity). Addresses say they are
+# not real; the codes mark what `ali demo` made.
+DEMO_SHELTERS = (
+    ("PA", "Casa Pronta", "pronta_accoglienza", "women;mothers_with_children", 6),
+    ("PAU", "Pronta Accoglienza Uomini", "pronta_accoglienza", "men;trans", 4),
+    ("RES", "Casa Seconda Accoglienza", "residential", "women;mothers_with_children", 8),
+    ("SA", "Appartamento Semi-autonomia", "semi_autonomy", "women", 3),
+)
+# (days ago the request came, days stayed or None for still there, beds, exit reason)
+DEMO_STAYS = (
+    (118, 9, 1, ExitReason.MOVED_RESIDENTIAL),
+    (104, 3, 2, ExitReason.LEFT_VOLUNTARILY),
+    (90, 14, 1, ExitReason.MOVED_SEMI_AUTONOMY),
+    (71, 6, 3, ExitReason.ASYLUM_SYSTEM),
+    (58, 12, 1, ExitReason.TRANSFERRED_OTHER_PROJECT),
+    (41, 2, 1, ExitReason.RETURNED_HOME),
+    (30, 8, 2, ExitReason.MOVED_RESIDENTIAL),
+    (9, None, 1, None),
+    (3, None, 2, None),
+)
+
+
+def seed_shelters(app: Flask) -> None:
+    """Shelters in every served province and four months of placements in its pronta
+    accoglienza, once (a second `ali demo` finds the demo shelters and adds nothing)."""
+    settings = get_settings(app)
+    now = app.extensions["ali.clock"].now()
+    with session_scope(app) as db:
+        if db.scalar(select(Shelter.id).where(Shelter.code.like("DEMO-%")).limit(1)):
+            click.echo("demo shelters already there")
+            return
+        users = {user.email: user for user in db.scalars(select(User))}
+        placed = 0
+        for sigla in settings.provinces:
+            shelters = [
+                create_shelter(
+                    db,
+                    read_shelter_fields(
+                        code=f"DEMO-{sigla}-{suffix}",
+                        name=f"{name} {sigla}",
+                        province=sigla,
+                        kind=kind,
+                        target_groups=groups,
+                        capacity=str(capacity),
+                        address=f"Indirizzo dimostrativo {sigla}, non reale",
+                        served=settings.provinces,
+                    ),
+                    now=now,
+                    actor=DEMO_ACTOR,
+                )
+                for suffix, name, kind, groups, capacity in DEMO_SHELTERS
+            ]
+            operator = users.get(f"operatore1.{sigla.lower()}@ali.example")
+            if operator is not None:
+                placed += _demo_stays(db, sigla, shelters[0], operator, now)
+        click.echo(f"demo shelters: {len(DEMO_SHELTERS)} per province, {placed} placements")
+
+
+def _demo_stays(db: Session, sigla: str, shelter: Shelter, operator: User, now: datetime) -> int:
+    """Placements of demo cases (each case opened and taken as the demo cases are), from the
+    request to the check-out; the last ones are still there tonight."""
+    settings = get_settings()
+    for days_ago, stayed, beds, exit_reason in DEMO_STAYS:
+        at = now - timedelta(days=days_ago)
+        body = {
+            "external_id": DEMO_ACTOR,
+            "province": sigla,
+            "urgency": "emergency",
+            "needs": ["pronta_accoglienza"],
+            "summary": "Caso dimostrativo: nessun dato reale.",
+        }
+        fields = manual_case_fields(body, now=at, served=settings.provinces).fields
+        opened = open_case(
+            db,
+            channel=Channel.WEBHOOK,
+            brought_by=BroughtBy(actor=DEMO_ACTOR),
+            fields=fields,
+            now=at,
+        )
+        spec = DemoCase(days_ago, CaseStatus.PLACED, {}, outcome=None)
+        _work(db, opened.dispatch_id, operator, spec, at)
+        case = db.get(Case, opened.case_id)
+        if case is None:
+            continue
+        placement = request_placement(
+            db, case, shelter, beds=beds, actor=operator, now=at + timedelta(hours=1)
+        )
+        confirm_placement(db, placement, actor=operator, now=at + timedelta(hours=2))
+        arrived = at + timedelta(hours=4)
+        check_in(db, placement, at=arrived, actor=operator, now=arrived)
+        set_planned_end(
+            db,
+            placement,
+            (arrived + timedelta(days=15)).date(),
+            actor=operator,
+            now=arrived,
+        )
+        if stayed is not None and exit_reason is not None:
+            left = arrived + timedelta(days=stayed)
+            check_out(db, placement, at=left, exit_reason=exit_reason, actor=operator, now=left)
+    return len(DEMO_STAYS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
@@ -266,3 +266,120 @@ class CaseCallback(Base):
     duration_seconds: Mapped[int | None]
     created_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+
+
+# --- shelters and the pronta accoglienza log (design §3, §5) ----------------------------------
+
+
+class ShelterKind(StrEnum):
+    PRONTA_ACCOGLIENZA = "pronta_accoglienza"
+    RESIDENTIAL = "residential"
+    SEMI_AUTONOMY = "semi_autonomy"
+
+
+class TargetGroup(StrEnum):
+    WOMEN = "women"
+    MEN = "men"
+    TRANS = "trans"
+    MOTHERS_WITH_CHILDREN = "mothers_with_children"
+    MINORS = "minors"  # only structures suitable for minors list it
+
+
+class ExitReason(StrEnum):
+    MOVED_RESIDENTIAL = "moved_residential"
+    MOVED_SEMI_AUTONOMY = "moved_semi_autonomy"
+    TRANSFERRED_OTHER_PROJECT = "transferred_other_project"
+    LEFT_VOLUNTARILY = "left_voluntarily"
+    RETURNED_HOME = "returned_home"
+    ASYLUM_SYSTEM = "asylum_system"
+    OTHER = "other"
+
+
+class PlacementAction(StrEnum):
+    """What one entry of the placement log records."""
+
+    REQUESTED = "requested"  # takes no bed
+    CONFIRMED = "confirmed"  # takes its beds
+    CHECKED_IN = "checked_in"  # takes its beds until check-out
+    PLANNED_END = "planned_end"
+    CHECKED_OUT = "checked_out"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+    CORRECTION = "correction"  # replaces the values of the entry it points at
+
+
+class Shelter(Base):
+    """A struttura. Its address is secret by law: encrypted, shown to coordinators only, every
+    view audited. Free beds are never stored: they are derived from the placement log."""
+
+    __tablename__ = "shelters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    province: Mapped[str] = mapped_column(String(2), index=True)
+    kind: Mapped[ShelterKind] = mapped_column(StrEnumText(ShelterKind, 24))
+    target_groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    capacity: Mapped[int]
+    address: Mapped[str | None] = mapped_column(EncryptedText)
+    open: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now_default)
+
+    @property
+    def takes_minors(self) -> bool:
+        return TargetGroup.MINORS.value in self.target_groups
+
+
+class Placement(Base):
+    """One placement of a case's person in a shelter. Insert-only (a database trigger refuses
+    UPDATE and DELETE): where it stands is read from its entries."""
+
+    __tablename__ = "placements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    shelter_id: Mapped[int] = mapped_column(ForeignKey("shelters.id"), index=True)
+    created_at: Mapped[datetime]
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    case: Mapped[Case] = relationship()
+    shelter: Mapped[Shelter] = relationship()
+    entries: Mapped[list[PlacementEntry]] = relationship(
+        back_populates="placement", order_by="PlacementEntry.id", viewonly=True
+    )
+
+
+class PlacementEntry(Base):
+    """One entry of the append-only placement log (a database trigger refuses UPDATE and
+    DELETE). `at` is when it happened (e.g. the check-in), `recorded_at` when it was written.
+    A correction is a new entry pointing at the one it corrects, with a reason."""
+
+    __tablename__ = "placement_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    placement_id: Mapped[int] = mapped_column(ForeignKey("placements.id"), index=True)
+    action: Mapped[PlacementAction] = mapped_column(StrEnumText(PlacementAction, 16))
+    at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    beds: Mapped[int | None]
+    planned_end_on: Mapped[date | None]
+    exit_reason: Mapped[ExitReason | None] = mapped_column(StrEnumText(ExitReason, 32))
+    # Taken past a full shelter or a minor placed where minors are not taken: flagged here,
+    # its reason in placement_reasons.
+    override: Mapped[str | None] = mapped_column(String(16))
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("placement_entries.id"))
+
+    placement: Mapped[Placement] = relationship(back_populates="entries")
+    reason: Mapped[PlacementReason | None] = relationship(viewonly=True)
+
+
+class PlacementReason(Base):
+    """The free-text reason of an override or a correction, kept apart from the log: it is
+    encrypted (re-keyed by `ali keys reencrypt`) and removed when the case is pseudonymised,
+    while the log entry and its override flag stay."""
+
+    __tablename__ = "placement_reasons"
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("placement_entries.id"), primary_key=True)
+    text: Mapped[str | None] = mapped_column(EncryptedText)

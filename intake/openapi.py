@@ -7,7 +7,15 @@ import functools
 from enum import StrEnum
 from typing import Any
 
-from intake.models import AgeBand, Exploitation, Gender, Minor, Need, ReporterType
+from intake.models import (
+    AgeBand,
+    Exploitation,
+    Gender,
+    Minor,
+    Need,
+    ReporterType,
+    ShelterKind,
+)
 from intake.signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from intake.validation import (
     MAX_BODY_BYTES,
@@ -357,6 +365,25 @@ def _schemas() -> dict[str, Any]:
                 "coordinators": {"type": "array", "items": _ref("OnCallPerson")},
             },
         },
+        "FreeBeds": {
+            "type": "object",
+            "required": ["province", "at", "free_beds"],
+            "properties": {
+                "province": {"type": "string"},
+                "at": {"type": "string", "format": "date-time"},
+                "free_beds": {
+                    "type": "object",
+                    "description": "Free beds now per shelter kind, from the placement log "
+                    "(confirmed and checked-in placements take beds); counts only, not "
+                    "suppressed. Closed shelters count zero.",
+                    "required": [kind.value for kind in ShelterKind],
+                    "properties": {
+                        kind.value: {"type": "integer", "minimum": 0} for kind in ShelterKind
+                    },
+                    "additionalProperties": False,
+                },
+            },
+        },
         "Error": {
             "type": "object",
             "required": ["error"],
@@ -493,6 +520,33 @@ def _paths() -> dict[str, Any]:
                     "200": {
                         "description": "Primary, backup (each may be null) and coordinators.",
                         "content": {JSON: {"schema": _ref("OnCallChain")}},
+                    },
+                    "401": {"$ref": "#/components/responses/Unauthorised"},
+                    "422": _error(
+                        "The province is missing, unknown or not served here.",
+                        "ValidationErrors",
+                    ),
+                    "429": {"$ref": "#/components/responses/RateLimited"},
+                },
+            }
+        },
+        "/api/v1/beds": {
+            "get": {
+                "operationId": "getBeds",
+                "summary": "Free beds per shelter kind in a province now (counts only).",
+                "parameters": [
+                    {
+                        "name": "province",
+                        "in": "query",
+                        "required": True,
+                        "description": "Sigla, name or ISTAT code of a served province.",
+                        "schema": {"type": "string", "examples": ["BS"]},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Free beds per kind: no shelter names or addresses.",
+                        "content": {JSON: {"schema": _ref("FreeBeds")}},
                     },
                     "401": {"$ref": "#/components/responses/Unauthorised"},
                     "422": _error(

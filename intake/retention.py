@@ -16,14 +16,21 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import ROME
 from core.config import get_settings
 from core.telephony import Telephony
-from intake.models import Handoff, InboundText, PartnerCall
+from intake.models import (
+    Handoff,
+    InboundText,
+    PartnerCall,
+    Placement,
+    PlacementEntry,
+    PlacementReason,
+)
 from intake.recordings import BATCH, count_expired_recordings, delete_expired_recordings
 from intake.services import TOMBSTONE_PREFIX, tombstone_id
 from intake.sms import purge_raw_texts
@@ -53,6 +60,7 @@ REMOVED_FIELDS = (
     "partner_call_phone",
     "sms_body",
     "sms_sender",
+    "placement_reasons",
 )
 
 
@@ -183,6 +191,19 @@ def pseudonymise_cases(
                 body=None,
                 sender=FORGOTTEN_SENDER,
                 purged_at=func.coalesce(InboundText.purged_at, now),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        # The placement log stays whole for the reports (shelter, dates, beds, exit reason,
+        # override flags: no person in them); only the reasons' free text goes.
+        session.execute(
+            delete(PlacementReason)
+            .where(
+                PlacementReason.entry_id.in_(
+                    select(PlacementEntry.id)
+                    .join(Placement, Placement.id == PlacementEntry.placement_id)
+                    .where(Placement.case_id == case.id)
+                )
             )
             .execution_options(synchronize_session=False)
         )

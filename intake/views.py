@@ -448,8 +448,12 @@ def case_page(reference: str) -> str:
     record_read(session, case, actor=user, fields=SHOWN_FIELDS, now=now)
     session.commit()
     open_alert = dispatch is not None and dispatch.state != DispatchState.ACCEPTED
+    # Imported here: placement_views builds on this module's case lookup.
+    from intake.placement_views import placement_context  # noqa: PLC0415
+
     return render_template(
         "intake/case.html",
+        **placement_context(session, case),
         case=case,
         dispatch=dispatch,
         events=events,

@@ -66,6 +66,7 @@ class CaseEventKind(StrEnum):
     CALLBACK_STARTED = "callback_started"  # an operator asked Ali to call the person back
     CALLBACK = "callback"  # a call back ended: its status and talk time
     WARNING = "warning"  # fields of the hand-off not understood: field names and codes only
+    PLACEMENT = "placement"  # an entry of the placement log: its action and codes only
 
 
 class ContactSafe(StrEnum):

@@ -87,3 +87,22 @@ def test_demo_adds_weeks_of_cases_in_every_state_once(
     again = runner.invoke(args=["demo"])
     assert again.exit_code == 0, again.output
     assert db.scalar(select(func.count()).select_from(Case)) == count
+
+
+def test_demo_adds_shelters_and_months_of_placements_once(
+    runner: FlaskCliRunner, db: Session, settings: Settings
+) -> None:
+    from intake.models import Placement, Shelter  # noqa: PLC0415 -- this test's own tables
+    from intake.shelters import free_beds_by_kind  # noqa: PLC0415
+
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    shelters = db.scalar(select(func.count()).select_from(Shelter))
+    placements = db.scalar(select(func.count()).select_from(Placement))
+    assert {s.province for s in db.scalars(select(Shelter))} == set(settings.provinces)
+    assert placements is not None
+    assert placements >= 9 * len(settings.provinces)
+    # Two stays are still there tonight: 3 of the 6 pronta accoglienza beds for women taken.
+    assert free_beds_by_kind(db, "BS")["pronta_accoglienza"] == 3 + 4
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    assert db.scalar(select(func.count()).select_from(Shelter)) == shelters
+    assert db.scalar(select(func.count()).select_from(Placement)) == placements

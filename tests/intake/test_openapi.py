@@ -159,6 +159,27 @@ def _on_call_limited(sender: Sender, db: Session, clock: FrozenClock) -> TestRes
     return tight.get("/api/v1/oncall?province=BS")
 
 
+def _beds(sender: Sender, db: Session, clock: FrozenClock) -> TestResponse:
+    from tests.intake.shelters import new_shelter  # noqa: PLC0415 -- this producer's alone
+
+    new_shelter(db, now=clock.now())
+    return sender.get("/api/v1/beds?province=BS")
+
+
+def _beds_unsigned(sender: Sender, _db: Session, _clock: FrozenClock) -> TestResponse:
+    return sender.client.get("/api/v1/beds?province=BS")
+
+
+def _beds_invalid(sender: Sender, _db: Session, _clock: FrozenClock) -> TestResponse:
+    return sender.get("/api/v1/beds?province=Roma")
+
+
+def _beds_limited(sender: Sender, db: Session, clock: FrozenClock) -> TestResponse:
+    tight = Sender(sender.client, make_source(db, clock, name="tight", rate_limit=1), clock)
+    tight.get("/api/v1/beds?province=BS")
+    return tight.get("/api/v1/beds?province=BS")
+
+
 def _document(sender: Sender, _db: Session, _clock: FrozenClock) -> TestResponse:
     return sender.client.get(OPENAPI)
 
@@ -179,6 +200,10 @@ PRODUCERS: dict[tuple[str, str, str], Producer] = {
     ("GET", "/api/v1/oncall", "401"): _on_call_unsigned,
     ("GET", "/api/v1/oncall", "422"): _on_call_invalid,
     ("GET", "/api/v1/oncall", "429"): _on_call_limited,
+    ("GET", "/api/v1/beds", "200"): _beds,
+    ("GET", "/api/v1/beds", "401"): _beds_unsigned,
+    ("GET", "/api/v1/beds", "422"): _beds_invalid,
+    ("GET", "/api/v1/beds", "429"): _beds_limited,
     ("GET", OPENAPI, "200"): _document,
 }
 
