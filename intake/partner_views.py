@@ -130,7 +130,7 @@ def index() -> str | WerkzeugResponse:
     if form.validate_on_submit():
         created = _save(form, None)
         if created is not None:
-            flash(_("%(name)s added.", name=created.name), "success")
+            flash(_("Partner %(name)s added.", name=created.name), "success")
             return redirect(url_for("partners.index"))
     return render_template(
         "intake/partners.html",

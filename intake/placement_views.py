@@ -354,7 +354,7 @@ def shelters() -> str | WerkzeugResponse:
             flash(_shelter_messages().get(exc.code, _("Check the form.")), "error")
         else:
             session.commit()
-            flash(_("%(name)s added.", name=created.name), "success")
+            flash(_("Shelter %(name)s added.", name=created.name), "success")
             return redirect(url_for("placements.shelters"))
     beds = shelter_beds(session, list_shelters(session, provinces))
     return render_template(
