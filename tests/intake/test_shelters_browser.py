@@ -62,10 +62,10 @@ def test_the_last_bed_drops_the_count_to_zero_and_the_next_needs_an_override(
     sign_in(page, operator.email)
 
     _place(page, first.reference)
-    expect(page.locator(".free-beds")).to_contain_text("1 posti liberi in pronta accoglienza")
+    expect(page.locator(".free-beds")).to_contain_text("1 posto letto libero in pronta accoglienza")
     page.get_by_role("button", name="Conferma: la struttura ha detto sì").click()
     expect(page.locator(".flash-success")).to_contain_text("Inserimento confermato")
-    expect(page.locator(".free-beds")).to_contain_text("0 posti liberi in pronta accoglienza")
+    expect(page.locator(".free-beds")).to_contain_text("0 posti letto liberi in pronta accoglienza")
     page.get_by_role("button", name="Registra l'ingresso").click()
     expect(page.locator(".placement h3")).to_contain_text("entrata")
     assert axe_violations(page) == []

@@ -38,7 +38,7 @@ def test_a_placement_takes_the_last_bed_on_postgresql(
     page.goto(f"/cases/{case.reference}")
     page.get_by_role("button", name="Richiedi il posto").click()
     page.get_by_role("button", name="Conferma: la struttura ha detto sì").click()
-    expect(page.locator(".free-beds")).to_contain_text("0 posti liberi in pronta accoglienza")
+    expect(page.locator(".free-beds")).to_contain_text("0 posti letto liberi in pronta accoglienza")
     page.goto("/shelters")
     expect(page.locator("table.shelters")).to_contain_text("0 / 1")
     assert axe_violations(page) == []
