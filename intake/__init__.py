@@ -22,6 +22,7 @@ def init_app(app: Flask) -> None:
         jobs,
         partner_views,
         recordings,
+        reports,
         views,
         voice,
         webhooks,
@@ -42,6 +43,7 @@ def init_app(app: Flask) -> None:
     callback_routes.init_app(app)
     jobs.init_app(app)
     cli.init_app(app)
+    reports.init_app(app)
     add_demo_seeder(app, demo.seed_intake)
     add_demo_seeder(app, demo.seed_partners)
     add_demo_seeder(app, demo.seed_cases)
