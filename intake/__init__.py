@@ -18,10 +18,12 @@ def init_app(app: Flask) -> None:
         api,
         callback_routes,
         cli,
+        dashboard,
         demo,
         jobs,
         partner_views,
         recordings,
+        report_views,
         reports,
         views,
         voice,
@@ -44,6 +46,8 @@ def init_app(app: Flask) -> None:
     jobs.init_app(app)
     cli.init_app(app)
     reports.init_app(app)
+    report_views.init_app(app)
+    dashboard.init_app(app)
     add_demo_seeder(app, demo.seed_intake)
     add_demo_seeder(app, demo.seed_partners)
     add_demo_seeder(app, demo.seed_cases)
