@@ -32,12 +32,16 @@ def test_the_dashboard_shows_unaccepted_cases_on_call_and_the_week_scoped_by_pro
     page = client.get("/").get_data(as_text=True)
     assert mine.reference in page
     assert other.reference not in page
-    assert "Olga Operatrice" in page and "Luca Dopo" in page
-    assert 'id="cover-BS"' in page and 'id="cover-BG"' not in page
+    assert "Olga Operatrice" in page
+    assert "Luca Dopo" in page
+    assert 'id="cover-BS"' in page
+    assert 'id="cover-BG"' not in page
     fragment = client.get("/dashboard/panels").get_data(as_text=True)
-    assert mine.reference in fragment and "<html" not in fragment
+    assert mine.reference in fragment
+    assert "<html" not in fragment
     entry = db.scalars(select(AuditEntry).where(AuditEntry.object_type == "dashboard")).first()
-    assert entry is not None and entry.detail["case_ids"] == [mine.id]
+    assert entry is not None
+    assert entry.detail["case_ids"] == [mine.id]
 
 
 def test_a_registered_panel_shows_and_one_with_nothing_does_not(
@@ -62,7 +66,9 @@ def test_reports_are_for_coordinators_and_the_download_is_audited(
     login(client, coordinator.email)
     month = f"{clock.now():%Y-%m}"
     page = client.get(f"/reports?month={month}").get_data(as_text=True)
-    assert "<svg" in page and "<title" in page and "&lt;3" in page
+    assert "<svg" in page
+    assert "<title" in page
+    assert "&lt;3" in page
     assert client.get("/reports?month=2026-13").status_code == 400
     csv_body = client.get(f"/reports/export?month={month}&format=csv")
     assert csv_body.get_data(as_text=True).startswith("month,province,measure,category,value\n")
