@@ -41,15 +41,16 @@ def unaccepted_panel(session: Session, user: User, now: datetime) -> dict[str, A
     found = list_cases(session, user, CaseFilter(unaccepted=True))
     counts = Counter(item.lateness for item in found.cases)
     listed = found.cases[:LISTED]
-    audit.record(
-        session,
-        now=now,
-        action="read",
-        object_type="dashboard",
-        actor=user,
-        fields=["reference", "urgency", "status", "province", "received_at"],
-        detail={"case_ids": [item.case.id for item in listed]},
-    )
+    if listed:  # a read of cases, audited like the case list's (nothing shown: nothing read)
+        audit.record(
+            session,
+            now=now,
+            action="read",
+            object_type="dashboard",
+            actor=user,
+            fields=["reference", "urgency", "lateness"],
+            detail={"case_ids": [item.case.id for item in listed]},
+        )
     return {
         "total": found.total,
         "red": counts[Lateness.RED],
