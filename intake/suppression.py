@@ -38,13 +38,27 @@ def suppress(
     primary = {cell for cell, value in values.items() if is_small(value)}
     hidden = set(primary)
     while True:
-        exposed = _first_exposed(values, equations, hidden, primary)
-        if exposed is None:
+        exposed = _exposed(values, equations, hidden, primary)
+        if not exposed:
             return primary, hidden - primary
-        cell = _next_to_hide(values, equations, hidden, exposed)
-        if cell is None:  # every cell tied to it is hidden already: cannot do better
+        # Several exposed cells are fixed in one round (the check is the costly part), but not
+        # two of one equation: the first cell hidden may protect both.
+        touched: set[Hashable] = set()
+        added = False
+        for cell in exposed:
+            if cell in touched:
+                continue
+            chosen = _next_to_hide(values, equations, hidden, cell)
+            if chosen is None:  # everything tied to it is hidden already
+                continue
+            hidden.add(chosen)
+            added = True
+            for equation in equations:
+                cells = (equation.total, *equation.parts)
+                if chosen in cells or cell in cells:
+                    touched.update(cells)
+        if not added:
             return primary, hidden - primary
-        hidden.add(cell)
 
 
 def _next_to_hide(
@@ -72,18 +86,16 @@ def _next_to_hide(
     return min(candidates, key=lambda c: c[:4])[4]
 
 
-def _first_exposed(
+def _exposed(
     values: Mapping[Hashable, int],
     equations: Sequence[Equation],
     hidden: set[Hashable],
     primary: set[Hashable],
-) -> Hashable | None:
-    ordered = sorted(hidden, key=repr)
-    for cell in determined_by_bounds(values, equations, hidden, primary):
-        return cell
-    for cell in determined_by_equations(values, equations, ordered):
-        return cell
-    return None
+) -> list[Hashable]:
+    """The hidden cells an attacker can work out, in a stable order."""
+    found = determined_by_bounds(values, equations, hidden, primary)
+    found += determined_by_equations(values, equations, sorted(hidden, key=repr))
+    return list(dict.fromkeys(found))
 
 
 def _domain(cell: Hashable, primary: set[Hashable], limit: int) -> list[int]:
@@ -149,29 +161,36 @@ def determined_by_equations(
                 touched = True
         if touched and any(row):
             rows.append(row)
-    basis = _echelon(rows)
-    rank = len(basis)
+    basis, pivots = _echelon(rows)
     found = []
     for cell, i in index.items():
         unit = [Fraction(0)] * len(hidden)
         unit[i] = Fraction(1)
-        if len(_echelon([*basis, unit])) == rank:
+        if not any(_reduced(unit, basis, pivots)):
             found.append(cell)
     return found
 
 
-def _echelon(rows: Iterable[list[Fraction]]) -> list[list[Fraction]]:
-    """A row-echelon basis of the span of `rows` (exact arithmetic)."""
+def _reduced(
+    original: list[Fraction], basis: list[list[Fraction]], pivots: list[int]
+) -> list[Fraction]:
+    """`original` minus its part in the span of the echelon `basis`: zero when inside it."""
+    row = list(original)
+    for pivot, base in zip(pivots, basis, strict=True):
+        if row[pivot]:
+            factor = row[pivot] / base[pivot]
+            row = [a - factor * b if b else a for a, b in zip(row, base, strict=True)]
+    return row
+
+
+def _echelon(rows: Iterable[list[Fraction]]) -> tuple[list[list[Fraction]], list[int]]:
+    """A row-echelon basis of the span of `rows` and its pivots (exact arithmetic)."""
     basis: list[list[Fraction]] = []
     pivots: list[int] = []
     for original in rows:
-        row = list(original)
-        for pivot, base in zip(pivots, basis, strict=True):
-            if row[pivot]:
-                factor = row[pivot] / base[pivot]
-                row = [a - factor * b for a, b in zip(row, base, strict=True)]
+        row = _reduced(original, basis, pivots)
         lead = next((i for i, x in enumerate(row) if x), None)
         if lead is not None:
             basis.append(row)
             pivots.append(lead)
-    return basis
+    return basis, pivots
