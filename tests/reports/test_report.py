@@ -230,3 +230,33 @@ def test_a_bad_month_or_province_is_refused_with_a_message(runner: FlaskCliRunne
         result = runner.invoke(args=["report", *args])
         assert result.exit_code == 2
         assert "YYYY-MM" in result.output
+
+
+def test_no_hidden_count_of_the_month_falls_to_a_subtraction(
+    db: Session, make_user: UserFactory, clock: FrozenClock, runner: FlaskCliRunner
+) -> None:
+    """The attack on the CSV itself: in every sum the report holds (a province's categories
+    and its total; the provinces and ALL), never exactly one value is hidden."""
+    build_month(db, make_user, clock)
+    result = runner.invoke(args=["report", "--month", "2026-03"])
+    got = {(p, m, c): v for _month, p, m, c, v in list(csv.reader(io.StringIO(result.output)))[1:]}
+    counts = {cell: v for cell, v in got.items() if cell[1] != "time_to_acceptance"}
+    hidden = {cell for cell, v in counts.items() if not v.isdigit()}
+    assert hidden  # the month has small counts to protect
+    lines = []
+    for measure, category in {(m, c) for _p, m, c in counts}:
+        lines.append([(p, measure, category) for p in (*SERVED, OTHER, ALL)])
+    for measure in ("handoffs_by_channel", "handoffs_by_source", "cases_by_reporter_type"):
+        for province in (*SERVED, OTHER, ALL):
+            parts = [cell for cell in counts if cell[0] == province and cell[1] == measure]
+            lines.append([*parts, (province, "cases", "total")])
+    for line in lines:
+        assert len(hidden & set(line)) != 1, line
+        shown = [int(counts[cell]) for cell in line if cell not in hidden]
+        # Nor two `<3` whose sum the rest gives away as 2 (both 1) or 4 (both 2).
+        small = [cell for cell in line if counts[cell] == "<3"]
+        if len(small) == len(hidden & set(line)) == 2:
+            total_cell = line[-1]
+            if total_cell not in hidden:
+                rest = int(counts[total_cell]) * 2 - sum(shown)
+                assert rest not in {2, 4}, line
