@@ -27,7 +27,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from core import twofactor
+from core import dashboard, twofactor
 from core.auth import (
     LoginRefused,
     LoginThrottled,
@@ -72,7 +72,23 @@ PENDING_SECONDS = 300
 @bp.get("/")
 @login_required
 def home() -> str:
-    return render_template("core/home.html")
+    return render_template(
+        "core/home.html", panels=_dashboard_panels(), refresh_seconds=dashboard.REFRESH_SECONDS
+    )
+
+
+@bp.get("/dashboard/panels")
+@login_required
+def dashboard_panels() -> str:
+    """The panels alone: the home page fetches them every 30 s instead of reloading."""
+    return render_template("core/_panels.html", panels=_dashboard_panels())
+
+
+def _dashboard_panels() -> list[dashboard.ShownPanel]:
+    db = get_session()
+    shown = dashboard.panels_for(db, current_user, clock_now())
+    db.commit()  # a panel may have written its audit entry
+    return shown
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -18,11 +18,14 @@ def init_app(app: Flask) -> None:
         api,
         callback_routes,
         cli,
+        dashboard,
         demo,
         jobs,
         partner_views,
         placement_views,
         recordings,
+        report_views,
+        reports,
         views,
         voice,
         webhooks,
@@ -44,6 +47,9 @@ def init_app(app: Flask) -> None:
     callback_routes.init_app(app)
     jobs.init_app(app)
     cli.init_app(app)
+    reports.init_app(app)
+    report_views.init_app(app)
+    dashboard.init_app(app)
     add_demo_seeder(app, demo.seed_intake)
     add_demo_seeder(app, demo.seed_partners)
     add_demo_seeder(app, demo.seed_cases)

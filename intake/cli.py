@@ -1,6 +1,7 @@
 """`ali sources`: the systems allowed to call the hand-off API, and their secrets;
 `ali partners`: the organisations that call or text the project's number;
-`ali retention run`: personal data removed once their time is up."""
+`ali retention run`: personal data removed once their time is up;
+`ali report`: the funder's monthly report."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
+from core import audit
 from core.clock import now as clock_now
+from core.config import get_settings
 from core.db import get_session
 from core.telephony import get_telephony
 from intake.models import DEFAULT_RATE_LIMIT, Source
 from intake.partners import import_partners
+from intake.reports import BadReportRequest, report_for, to_csv, to_json
 from intake.retention import run_retention
 from intake.services import (
     IssuedSecret,
@@ -188,7 +192,36 @@ def retention_run(dry_run: bool) -> None:
         click.echo(f"{figures[key]:>6}  {label}" + (" (would be)" if dry_run else ""))
 
 
+@click.command("report", help="The month's figures by province, small counts suppressed.")
+@click.option("--month", required=True, help="A Europe/Rome month, YYYY-MM.")
+@click.option("--province", default=None, help="One province's rows (a sigla, OTHER or ALL).")
+@click.option(
+    "--format", "output", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@with_appcontext
+def report(month: str, province: str | None, output: str) -> None:
+    session = get_session()
+    try:
+        made = report_for(session, month, get_settings().provinces, province)
+    except BadReportRequest as exc:
+        raise click.BadParameter(
+            f"{exc}: give the month as YYYY-MM and a served province's sigla"
+        ) from exc
+    audit.record(
+        session,
+        now=clock_now(),
+        action="export",
+        object_type="report",
+        object_id=made.period.label,
+        actor="cli",
+        detail={"province": province, "format": output, "rows": len(made.rows)},
+    )
+    session.commit()
+    click.echo(to_csv(made) if output == "csv" else to_json(made), nl=output == "json")
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(report)
     app.cli.add_command(sources_group)
     app.cli.add_command(partners_group)
     app.cli.add_command(shelters_group)
