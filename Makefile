@@ -7,6 +7,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TRANSLATIONS := core/translations
 export ALI_INSTANCE_PATH ?= $(CURDIR)/instance
+# `make run PORT=5001` serves on another port (ALI_PUBLIC_URL follows unless it is set).
+PORT ?= 5000
 
 .PHONY: install run test lint typecheck pytest bench messages translations browser npm contract clean
 
@@ -31,8 +33,8 @@ messages: $(BIN)/ali
 run: install
 	$(BIN)/ali db upgrade
 	$(BIN)/ali demo
-	@echo "Ali is at http://127.0.0.1:5000 (log in with a demo user above; Ctrl-C stops)"
-	$(BIN)/ali run
+	@echo "Ali is at http://127.0.0.1:$(PORT) (log in with a demo user above; Ctrl-C stops)"
+	ALI_PUBLIC_URL="$${ALI_PUBLIC_URL:-http://127.0.0.1:$(PORT)}" $(BIN)/ali run --port $(PORT)
 
 # Browser tests drive Debian's chromium; install it when missing (CI and dev machines are root).
 # They check every page with axe-core from npm, kept in node_modules/ (not committed).

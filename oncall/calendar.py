@@ -25,7 +25,7 @@ from core.models import User, users_by_id
 from oncall.chain import province_schedule, upcoming_shifts
 from oncall.models import CalendarToken
 from oncall.notifications import Duty, duties, tier_word
-from oncall.schedule import Shift, Tier
+from oncall.schedule import Shift, Source, Tier
 
 FEED_PAST = timedelta(days=30)
 FEED_FUTURE = timedelta(days=180)
@@ -218,13 +218,14 @@ def _visible(found: Iterable[Duty], start: datetime, end: datetime) -> list[Duty
     )
 
 
-def _whole(fetch: Callable[[datetime, datetime], list[Duty]], now: datetime) -> list[Duty]:
-    """The duties seen in the feed window, each with its real start and end.
+def _whole(
+    fetch: Callable[[datetime, datetime], list[Duty]], start: datetime, end: datetime
+) -> list[Duty]:
+    """The duties seen in [start, end), each with its real start and end.
 
     `fetch` resolves duties within a range; a duty starting at the range's start or ending
     at its end may be cut there, so that side of the range widens until none is.
     """
-    start, end = feed_range(now)
     before = after = _MARGIN
     while True:
         low, high = start - before, end + after
@@ -237,21 +238,43 @@ def _whole(fetch: Callable[[datetime, datetime], list[Duty]], now: datetime) -> 
         after = min(after * 2, _REACH) if cut_high else after
 
 
-def operator_feed(session: Session, *, user: User, now: datetime) -> bytes:
-    """The operator's own shifts in every province and tier, in their language."""
+def own_duties(
+    session: Session, *, user_id: int, start: datetime, end: datetime
+) -> list[tuple[Duty, bool]]:
+    """An operator's duties in every province and tier that overlap [start, end), whole
+    (their real start and end, beyond the range), each with whether a swap is part of it."""
+    swaps: set[tuple[str | None, Tier, datetime]] = set()
 
     def fetch(low: datetime, high: datetime) -> list[Duty]:
         by_scope: dict[tuple[str | None, Tier], list[Shift]] = {}
-        for province, segment in upcoming_shifts(session, user_id=user.id, start=low, end=high):
+        for province, segment in upcoming_shifts(session, user_id=user_id, start=low, end=high):
             by_scope.setdefault((province, segment.tier), []).append(segment)
+            if segment.source is Source.OVERRIDE:
+                swaps.add((province, segment.tier, segment.start))
         found: list[Duty] = []
         for (province, _tier), segments in by_scope.items():
             found.extend(duties(province, segments))
         return found
 
-    visible = _whole(fetch, now)
+    found = _whole(fetch, start, end)
+    return [
+        (
+            duty,
+            any(
+                p == duty.province and tier is duty.tier and duty.start <= at < duty.end
+                for p, tier, at in swaps
+            ),
+        )
+        for duty in found
+    ]
+
+
+def operator_feed(session: Session, *, user: User, now: datetime) -> bytes:
+    """The operator's own shifts in every province and tier, in their language."""
+    start, end = feed_range(now)
+    found = own_duties(session, user_id=user.id, start=start, end=end)
     with force_locale(user.locale):
-        events = [(duty, _title(duty)) for duty in visible]
+        events = [(duty, _title(duty)) for duty, _swap in found]
         name = _("Ali: my on-call shifts")
     return _calendar(name, events, now)
 
@@ -266,7 +289,7 @@ def province_feed(session: Session, *, province: str, locale: str, now: datetime
             found.extend(duties(province, schedule))
         return found
 
-    visible = _whole(fetch, now)
+    visible = _whole(fetch, *feed_range(now))
     users = users_by_id(session, (duty.user_id for duty in visible))
     with force_locale(locale):
         events = [(duty, f"{_title(duty)}: {_name(users, duty.user_id)}") for duty in visible]

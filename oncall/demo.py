@@ -59,10 +59,10 @@ def demo_rotations(provinces: tuple[str, ...], today: date) -> list[DemoRotation
         if index == 0:
             rotations += [
                 DemoRotation(
-                    f"Demo primary {sigla}", sigla, Tier.PRIMARY, (one, two), start, next_monday
+                    f"Demo principale {sigla}", sigla, Tier.PRIMARY, (one, two), start, next_monday
                 ),
                 DemoRotation(
-                    f"Demo primary {sigla} (from Wednesday)",
+                    f"Demo principale {sigla} (da mercoledì)",
                     sigla,
                     Tier.PRIMARY,
                     (two, one),
@@ -72,15 +72,33 @@ def demo_rotations(provinces: tuple[str, ...], today: date) -> list[DemoRotation
             ]
         else:
             rotations.append(
-                DemoRotation(f"Demo primary {sigla}", sigla, Tier.PRIMARY, (one, two), start, end)
+                DemoRotation(
+                    f"Demo principale {sigla}", sigla, Tier.PRIMARY, (one, two), start, end
+                )
             )
         rotations.append(
-            DemoRotation(f"Demo backup {sigla}", sigla, Tier.BACKUP, (two, one), start, end)
+            DemoRotation(f"Demo riserva {sigla}", sigla, Tier.BACKUP, (two, one), start, end)
         )
     rotations.append(
-        DemoRotation("Demo coordinators", None, Tier.COORDINATOR, (COORDINATOR_EMAIL,), start, end)
+        DemoRotation("Demo coordinamento", None, Tier.COORDINATOR, (COORDINATOR_EMAIL,), start, end)
     )
     return rotations
+
+
+# The English names of earlier demos: a database seeded with them gets no second copy.
+_FORMER_NAMES = {
+    "Demo principale": "Demo primary",
+    "Demo riserva": "Demo backup",
+    "Demo coordinamento": "Demo coordinators",
+    "(da mercoledì)": "(from Wednesday)",
+}
+
+
+def _names(spec: DemoRotation) -> list[str]:
+    former = spec.name
+    for italian, english in _FORMER_NAMES.items():
+        former = former.replace(italian, english)
+    return [spec.name, former]
 
 
 def _exists(db: Session, spec: DemoRotation) -> bool:
@@ -91,7 +109,7 @@ def _exists(db: Session, spec: DemoRotation) -> bool:
     )
     found = db.scalar(
         select(Rotation.id).where(
-            province, Rotation.tier == spec.tier.value, Rotation.name == spec.name
+            province, Rotation.tier == spec.tier.value, Rotation.name.in_(_names(spec))
         )
     )
     return found is not None

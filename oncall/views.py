@@ -34,7 +34,8 @@ from core.models import Role, User, users_with_role
 from core.nav import NavItem, register_nav
 from core.telephony import get_telephony
 from oncall import editing, notifications, rota_page
-from oncall.chain import all_gaps, on_call_chain, province_schedule, upcoming_shifts
+from oncall.calendar import own_duties
+from oncall.chain import all_gaps, on_call_chain, province_schedule
 from oncall.forms import TIER_LABELS, EndRotationForm, OverrideForm, RotationForm, tier_choices
 from oncall.models import MAX_ID, Override, Rotation
 from oncall.rules import MAX_ASSIGNMENT
@@ -596,7 +597,8 @@ def now() -> str:
 def mine() -> str:
     user = _user()
     at = clock_now()
-    shifts = upcoming_shifts(
+    # Whole shifts: the one under way from its real start, the last one to its real end.
+    shifts = own_duties(
         get_session(), user_id=user.id, start=at, end=at + timedelta(days=MY_SHIFTS_DAYS)
     )
     # The profile page (phone verification) belongs to another part of oncall; link it when
