@@ -338,11 +338,17 @@ def _holder_until(schedule: Sequence[Shift], now: datetime) -> datetime | None:
 def _next_holder(
     schedule: Sequence[Shift], now: datetime, holder: User | None
 ) -> tuple[int, datetime] | None:
-    """Who holds the tier next after whoever holds it now (or after the gap now), and from
-    when: the first segment from now on held by somebody else."""
+    """Who holds the tier after whoever holds it now hands over (or after the gap now), and
+    from when: the same person again when a gap comes between."""
     current = holder.id if holder is not None else None
-    for shift in schedule:
-        if shift.end > now and shift.operator_id != current and shift.start >= now:
+    until = now
+    for shift in sorted(schedule, key=lambda item: item.start):
+        if shift.end <= until:
+            continue
+        if shift.start <= until and shift.operator_id == current:
+            until = shift.end  # the current holder goes on (another rule, the next turn)
+            continue
+        if shift.start >= until:
             return shift.operator_id, shift.start
     return None
 
