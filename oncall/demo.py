@@ -7,8 +7,8 @@
 # rotation stops after this week and a second one picks up on Wednesday of next week:
 # Monday 09:00 to Wednesday 09:00 of next week nobody is primary, the one gap the month
 # view shows in red and the gap warnings report; its backup changes hands on Wednesdays
-# from then on too, so nobody is ever primary and backup at once. Each rotation is found by its name, so a
-# second `ali demo` adds nothing.
+# from then on too, so nobody is ever primary and backup at once. Each rotation is found
+# by its name, so a second `ali demo` adds nothing.
 
 from __future__ import annotations
 
