@@ -135,6 +135,12 @@ def test_on_call_now_shows_who_is_next_and_highlights_the_viewer(
     expect(card.locator("dd.next-primary")).to_contain_text("Poi: Operatore 2 BG da mer 11 nov")
     expect(card.locator("dd.next-backup")).to_contain_text("Poi: Operatore 2 BG da lun 9 nov")
     check_page(view, "now", phone=phone)
+    # A coordinator finds her own line among the coordinators.
+    other = new_page(phone=phone)
+    sign_in(other.page, "coordinatrice@ali.example")
+    other.page.goto("/rota/now")
+    expect(other.page.locator("#coordinators li.me")).to_contain_text("Chiara Coordinatrice")
+    check_page(other, "now-coordinator", phone=phone)
 
 
 @pytest.mark.parametrize("phone", [False, True])
