@@ -7,6 +7,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TRANSLATIONS := core/translations
 export ALI_INSTANCE_PATH ?= $(CURDIR)/instance
+# `make run PORT=5001` serves on another port (ALI_PUBLIC_URL follows unless it is set).
+PORT ?= 5000
 
 .PHONY: install run test lint typecheck pytest bench messages translations browser npm contract clean
 
@@ -31,8 +33,8 @@ messages: $(BIN)/ali
 run: install
 	$(BIN)/ali db upgrade
 	$(BIN)/ali demo
-	@echo "Ali is at http://127.0.0.1:5000 (log in with a demo user above; Ctrl-C stops)"
-	$(BIN)/ali run
+	@echo "Ali is at http://127.0.0.1:$(PORT) (log in with a demo user above; Ctrl-C stops)"
+	ALI_PUBLIC_URL="$${ALI_PUBLIC_URL:-http://127.0.0.1:$(PORT)}" $(BIN)/ali run --port $(PORT)
 
 # Browser tests drive Debian's chromium; install it when missing (CI and dev machines are root).
 # They check every page with axe-core from npm, kept in node_modules/ (not committed).
@@ -48,14 +50,17 @@ browser: npm
 # earlier one added, so every package goes in one install.
 PRISM_VERSION := 5.14.2
 TWILIO_CLI_CORE_VERSION := 9.0.0
+# iCal feeds are checked with ical.js, the parser of Mozilla's calendar clients.
+ICAL_JS_VERSION := 2.2.1
 npm:
 	@command -v npm >/dev/null || { echo "npm is missing: apt-get install -y nodejs npm"; exit 1; }
 	@{ grep -qs '"version": "$(AXE_CORE_VERSION)"' node_modules/axe-core/package.json && \
 		grep -qs '"version": "$(PRISM_VERSION)"' node_modules/@stoplight/prism-cli/package.json && \
-		grep -qs '"version": "$(TWILIO_CLI_CORE_VERSION)"' node_modules/@twilio/cli-core/package.json; } || \
+		grep -qs '"version": "$(TWILIO_CLI_CORE_VERSION)"' node_modules/@twilio/cli-core/package.json && \
+		grep -qs '"version": "$(ICAL_JS_VERSION)"' node_modules/ical.js/package.json; } || \
 		npm install --prefix "$(CURDIR)" --no-save --no-package-lock --no-audit --no-fund --silent \
 			axe-core@$(AXE_CORE_VERSION) @stoplight/prism-cli@$(PRISM_VERSION) \
-			@twilio/cli-core@$(TWILIO_CLI_CORE_VERSION)
+			@twilio/cli-core@$(TWILIO_CLI_CORE_VERSION) ical.js@$(ICAL_JS_VERSION)
 
 contract: npm
 	@test -x node_modules/.bin/prism || { echo "Prism did not install into node_modules/"; exit 1; }

@@ -203,7 +203,11 @@ def _create_app() -> Flask:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
+# Ali's own version (Flask's option would print Flask's and Python's).
+@click.group(
+    cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False
+)
+@click.version_option(package_name="ali", prog_name="Ali", message="%(prog)s %(version)s")
 def main() -> None:
     """Ali: intake and on-call dispatch for the anti-trafficking network."""
 

@@ -21,7 +21,7 @@ def demo_users(provinces: tuple[str, ...]) -> list[dict[str, object]]:
     people: list[dict[str, object]] = [
         {
             "email": "admin@ali.example",
-            "name": "Admin Demo",
+            "name": "Amministratrice Demo",
             "roles": ["admin", "coordinator"],
             "provinces": [],
         },
@@ -52,6 +52,11 @@ def seed_core(app: Flask) -> None:
     settings = get_settings(app)
     now = app.extensions["ali.clock"].now()
     created: list[tuple[str, str]] = []
+    # Written beside each password, so whoever opens the file knows whom to log in as.
+    roles = {
+        str(p["email"]): ",".join(p["roles"])  # type: ignore[arg-type]
+        for p in demo_users(settings.provinces)
+    }
     with session_scope(app) as db:
         for person in demo_users(settings.provinces):
             email = str(person["email"])
@@ -81,9 +86,9 @@ def seed_core(app: Flask) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
         for email, password in created:
-            out.write(f"{email} {password}\n")
+            out.write(f"{email} {password} {roles[email]}\n")
     path.chmod(0o600)
     click.echo("Demo users (shown once; also saved to instance/demo-credentials.txt):")
     for email, password in created:
-        click.echo(f"  {email:32} {password}")
+        click.echo(f"  {email:32} {password}  {roles[email]}")
     click.echo("Role of each: admin, coordinator, operators (operatore1.* is also rota manager)")

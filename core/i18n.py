@@ -18,14 +18,20 @@ DEFAULT_LOCALE = "it"
 
 
 def select_locale() -> str:
-    """User's saved preference, else the language picked on the login page, else Italian."""
+    """The language picked with the footer's switch in this session, else the user's saved
+    preference, else Italian.
+
+    The switch changes the pages only: the language of a user's SMS and calls stays the one
+    saved in their profile (someone reading the pages in English on a colleague's laptop
+    must not start getting alerts they cannot read at night).
+    """
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return str(chosen)
     if current_user and current_user.is_authenticated:
         locale = getattr(current_user, "locale", None)
         if locale in LANGUAGES:
             return str(locale)
-    chosen = session.get("lang")
-    if chosen in LANGUAGES:
-        return str(chosen)
     # The browser's Accept-Language is ignored on purpose: the network works in Italian.
     return DEFAULT_LOCALE
 

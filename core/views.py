@@ -40,7 +40,7 @@ from core.clock import now as clock_now
 from core.config import get_settings
 from core.db import get_session
 from core.forms import CodeForm, LanguageForm, LoginForm
-from core.i18n import LANGUAGES, set_user_locale
+from core.i18n import LANGUAGES
 from core.models import DeliveryStatus, OutboxMessage, Role, User, WorkerHeartbeat
 from core.phones import InvalidPhone, normalise_phone
 from core.readiness import Readiness, readiness_checks
@@ -212,11 +212,8 @@ def logout() -> WerkzeugResponse:
 def language() -> WerkzeugResponse:
     form = LanguageForm()
     if form.validate_on_submit() and form.lang.data in LANGUAGES:
+        # The pages only: SMS and calls keep the language saved in the profile.
         session["lang"] = form.lang.data
-        if current_user.is_authenticated:
-            db = get_session()
-            set_user_locale(db, user=current_user, locale=form.lang.data, now=clock_now())
-            db.commit()
     target = request.form.get("next")
     return redirect(safe_next(target, url_for("core.home")))
 

@@ -85,6 +85,16 @@ def _person(user: User | None) -> dict[str, str | bool | None] | None:
     }
 
 
+def _signed_targets() -> list[str]:
+    """The path with query a `v2` signature may cover: as sent (percent-encoded, where the
+    server tells it) and as decoded, since clients differ in which one they sign."""
+    query = request.query_string.decode("latin-1")
+    suffix = f"?{query}" if query else ""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    raw_path = str(raw).split("?", 1)[0]
+    return [f"{path}{suffix}" for path in (raw_path, request.path) if path]
+
+
 def _authenticate(session: Session, body: bytes, now: datetime) -> Caller | Answer:
     """The calling source, or the 401/429 answer (its transaction rolled back).
 
@@ -99,6 +109,8 @@ def _authenticate(session: Session, body: bytes, now: datetime) -> Caller | Answ
             signature=request.headers.get(SIGNATURE_HEADER),
             body=body,
             now=now,
+            method=request.method,
+            targets=_signed_targets(),
         )
     except RateLimited as exc:
         session.rollback()

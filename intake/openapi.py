@@ -88,8 +88,12 @@ Every request except this document is signed by its source with a secret issued 
 * `{KEY_HEADER}`: the key id that came with the secret;
 * `{TIMESTAMP_HEADER}`: the current time in whole unix seconds; Ali refuses a timestamp more
   than 300 seconds away from its own clock;
-* `{SIGNATURE_HEADER}`: `v1=` and the lower-case hex HMAC-SHA256, keyed with the secret, of
-  the timestamp, a `.` and the raw request body exactly as sent (an empty body for a GET).
+* `{SIGNATURE_HEADER}`: `v2=` and the lower-case hex HMAC-SHA256, keyed with the secret, of
+  the timestamp, a `.`, the method in capitals, a `.`, the path with its query string as
+  sent (`/api/v1/oncall?province=BS`), a `.` and the raw request body exactly as sent (empty
+  for a GET). `v2` is accepted on every request and **required on GETs**. The older `v1=`,
+  the HMAC of the timestamp, a `.` and the raw body only, stays valid for
+  `POST /api/v1/handoffs` alone.
 
 While a secret is being rotated (`ali sources rotate NAME`), every active secret of the
 source is accepted, with either key id. A failure answers 401 without saying which part was
@@ -97,10 +101,17 @@ wrong. Shell example:
 
 ```sh
 TS=$(date +%s)
-SIG=$(printf '%s.%s' "$TS" "$BODY" | openssl dgst -sha256 -hmac "$SECRET" | sed 's/^.* //')
+# v2 (every request): timestamp.METHOD.path-with-query.body
+SIG=$(printf '%s.POST.%s.%s' "$TS" /api/v1/handoffs "$BODY" \\
+      | openssl dgst -sha256 -hmac "$SECRET" | sed 's/^.* //')
 curl -H "Content-Type: application/json" -H "{KEY_HEADER}: $KEY" \\
-     -H "{TIMESTAMP_HEADER}: $TS" -H "{SIGNATURE_HEADER}: v1=$SIG" \\
+     -H "{TIMESTAMP_HEADER}: $TS" -H "{SIGNATURE_HEADER}: v2=$SIG" \\
      --data-binary "$BODY" https://ali.example.org/api/v1/handoffs
+# v1 (the POST only): timestamp.body
+SIG=$(printf '%s.%s' "$TS" "$BODY" | openssl dgst -sha256 -hmac "$SECRET" | sed 's/^.* //')
+# a GET: v2 over an empty body
+SIG=$(printf '%s.GET.%s.' "$TS" '/api/v1/oncall?province=BS' \\
+      | openssl dgst -sha256 -hmac "$SECRET" | sed 's/^.* //')
 ```
 
 Each source may make a limited number of requests a minute (120 unless configured); past
@@ -597,7 +608,10 @@ def _document() -> dict[str, Any]:
                 "aliKey": header_scheme(KEY_HEADER, "The source's key id."),
                 "aliTimestamp": header_scheme(TIMESTAMP_HEADER, "Unix seconds, ±300 s."),
                 "aliSignature": header_scheme(
-                    SIGNATURE_HEADER, "`v1=` + hex HMAC-SHA256(secret, timestamp.body)."
+                    SIGNATURE_HEADER,
+                    "`v2=` + hex HMAC-SHA256(secret, timestamp.METHOD.path?query.body), on "
+                    "every request and required on GETs; `v1=` + hex HMAC-SHA256(secret, "
+                    "timestamp.body) on the POST only.",
                 ),
             },
         },

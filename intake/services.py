@@ -209,6 +209,8 @@ def authenticate(
     signature: str | None,
     body: bytes,
     now: datetime,
+    method: str = "POST",
+    targets: Sequence[str] = (),
 ) -> Caller:
     """The source that signed a request; any active secret of the key's source is accepted,
     so a sender keeps working while a rotated secret is rolled out.
@@ -229,7 +231,18 @@ def authenticate(
     source_id, name, rate_limit, active, _secret, window_start, count = rows[0]
     if not active:
         raise Unauthorised(f"source {name} is not active")
-    if not signature_matches(signature, [row[4] for row in rows], timestamp, body):
+    secrets = [row[4] for row in rows]
+    # A v1 signature covers the body alone: good for the POST, whose body is the request,
+    # never for a GET (the empty body's v1 would open every GET of the source).
+    if not signature_matches(
+        signature,
+        secrets,
+        timestamp,
+        body,
+        method=method,
+        targets=targets,
+        allow_v1=method == "POST",
+    ):
         raise Unauthorised(f"signature does not match for source {name}")
     start, retry_after = _window(now)
     if window_start == start and count >= rate_limit:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -25,7 +25,7 @@ from core.models import User, users_by_id
 from oncall.chain import province_schedule, upcoming_shifts
 from oncall.models import CalendarToken
 from oncall.notifications import Duty, duties, tier_word
-from oncall.schedule import Shift, Tier
+from oncall.schedule import Shift, Source, Tier
 
 FEED_PAST = timedelta(days=30)
 FEED_FUTURE = timedelta(days=180)
@@ -33,6 +33,11 @@ FEED_FUTURE = timedelta(days=180)
 # so that the first and last events keep their real start and end (and UIDs) instead of
 # being cut at boundaries that move every day.
 _MARGIN = timedelta(days=8)
+# A shift longer than the margin (a one-person coordinator rota, a long override) still
+# touches the resolved range's edge: the range widens, doubling, until it does not or
+# reaches this reach, so the event keeps its real start and end and its UID (made from
+# the start) does not move with the clock.
+_REACH = timedelta(days=1100)
 PRODID = "-//Mettiamo le ali 2.0//Ali on-call rota//IT"
 UID_DOMAIN = "ali.oncall"
 
@@ -213,33 +218,78 @@ def _visible(found: Iterable[Duty], start: datetime, end: datetime) -> list[Duty
     )
 
 
+def _whole(
+    fetch: Callable[[datetime, datetime], list[Duty]], start: datetime, end: datetime
+) -> list[Duty]:
+    """The duties seen in [start, end), each with its real start and end.
+
+    `fetch` resolves duties within a range; a duty starting at the range's start or ending
+    at its end may be cut there, so that side of the range widens until none is.
+    """
+    before = after = _MARGIN
+    while True:
+        low, high = start - before, end + after
+        visible = _visible(fetch(low, high), start, end)
+        cut_low = before < _REACH and any(duty.start <= low for duty in visible)
+        cut_high = after < _REACH and any(duty.end >= high for duty in visible)
+        if not (cut_low or cut_high):
+            return visible
+        before = min(before * 2, _REACH) if cut_low else before
+        after = min(after * 2, _REACH) if cut_high else after
+
+
+def own_duties(
+    session: Session, *, user_id: int, start: datetime, end: datetime
+) -> list[tuple[Duty, bool]]:
+    """An operator's duties in every province and tier that overlap [start, end), whole
+    (their real start and end, beyond the range), each with whether a swap is part of it."""
+    swaps: set[tuple[str | None, Tier, datetime]] = set()
+
+    def fetch(low: datetime, high: datetime) -> list[Duty]:
+        by_scope: dict[tuple[str | None, Tier], list[Shift]] = {}
+        for province, segment in upcoming_shifts(session, user_id=user_id, start=low, end=high):
+            by_scope.setdefault((province, segment.tier), []).append(segment)
+            if segment.source is Source.OVERRIDE:
+                swaps.add((province, segment.tier, segment.start))
+        found: list[Duty] = []
+        for (province, _tier), segments in by_scope.items():
+            found.extend(duties(province, segments))
+        return found
+
+    found = _whole(fetch, start, end)
+    return [
+        (
+            duty,
+            any(
+                p == duty.province and tier is duty.tier and duty.start <= at < duty.end
+                for p, tier, at in swaps
+            ),
+        )
+        for duty in found
+    ]
+
+
 def operator_feed(session: Session, *, user: User, now: datetime) -> bytes:
     """The operator's own shifts in every province and tier, in their language."""
     start, end = feed_range(now)
-    by_scope: dict[tuple[str | None, Tier], list[Shift]] = {}
-    for province, segment in upcoming_shifts(
-        session, user_id=user.id, start=start - _MARGIN, end=end + _MARGIN
-    ):
-        by_scope.setdefault((province, segment.tier), []).append(segment)
-    found: list[Duty] = []
-    for (province, _tier), segments in by_scope.items():
-        found.extend(duties(province, segments))
+    found = own_duties(session, user_id=user.id, start=start, end=end)
     with force_locale(user.locale):
-        events = [(duty, _title(duty)) for duty in _visible(found, start, end)]
+        events = [(duty, _title(duty)) for duty, _swap in found]
         name = _("Ali: my on-call shifts")
     return _calendar(name, events, now)
 
 
 def province_feed(session: Session, *, province: str, locale: str, now: datetime) -> bytes:
     """Primary and backup shifts of a province, with the operators' names only."""
-    start, end = feed_range(now)
-    found: list[Duty] = []
-    for tier in (Tier.PRIMARY, Tier.BACKUP):
-        schedule = province_schedule(
-            session, province=province, tier=tier, start=start - _MARGIN, end=end + _MARGIN
-        )
-        found.extend(duties(province, schedule))
-    visible = _visible(found, start, end)
+
+    def fetch(low: datetime, high: datetime) -> list[Duty]:
+        found: list[Duty] = []
+        for tier in (Tier.PRIMARY, Tier.BACKUP):
+            schedule = province_schedule(session, province=province, tier=tier, start=low, end=high)
+            found.extend(duties(province, schedule))
+        return found
+
+    visible = _whole(fetch, *feed_range(now))
     users = users_by_id(session, (duty.user_id for duty in visible))
     with force_locale(locale):
         events = [(duty, f"{_title(duty)}: {_name(users, duty.user_id)}") for duty in visible]

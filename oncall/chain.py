@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.models import Role, User, users_by_id, users_with_role
 from oncall.rules import Rules, Scope, load_rules, scope_of, scopes_of_operator
-from oncall.schedule import RotationRule, Shift, Tier, gaps, to_utc
+from oncall.schedule import Conflict, RotationRule, Shift, Tier, conflicts, gaps, to_utc
 
 Gap = tuple[datetime, datetime]
 
@@ -127,6 +127,21 @@ def all_gaps(
     loaded = load_rules(session, [(p, Tier.PRIMARY) for p in provinces], start, end)
     resolved = _resolve(session, loaded, start, end)
     return {p: gaps(resolved[(p, Tier.PRIMARY)], start, end) for p in provinces}
+
+
+def all_conflicts(
+    session: Session, *, provinces: Collection[str], start: datetime, end: datetime
+) -> dict[str, list[Conflict]]:
+    """Where one operator is primary and backup of a province at once (every province is a
+    key, even without any)."""
+    start, end = to_utc(start, "start"), to_utc(end, "end")
+    if end <= start:
+        return {p: [] for p in provinces}
+    scopes = [(p, tier) for p in provinces for tier in (Tier.PRIMARY, Tier.BACKUP)]
+    resolved = _resolve(session, load_rules(session, scopes, start, end), start, end)
+    return {
+        p: conflicts(resolved[(p, Tier.PRIMARY)], resolved[(p, Tier.BACKUP)]) for p in provinces
+    }
 
 
 def upcoming_shifts(

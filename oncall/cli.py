@@ -28,8 +28,8 @@ from core.formatting import (
     format_stamp,
     parse_local_time,
 )
-from core.models import User
-from oncall.chain import OnCallChain, all_gaps, on_call_chain
+from core.models import User, users_by_id
+from oncall.chain import OnCallChain, all_conflicts, all_gaps, on_call_chain
 from oncall.csv_import import Importer, ImportReport, import_operators, import_rota
 
 CLI_ACTOR = "cli"
@@ -228,7 +228,11 @@ def rota_who(province: str, at_text: str | None) -> None:
     session.commit()
 
 
-@rota_group.command("gaps", help="Times with no primary on call; exit status 1 when any.")
+@rota_group.command(
+    "gaps",
+    help="Times with no primary on call, and conflicts (one person primary and backup at "
+    "once); exit status 1 when any.",
+)
 @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 366))
 @click.option("--province", default=None, help="Only this served province (default: all).")
 @with_appcontext
@@ -239,18 +243,26 @@ def rota_gaps(days: int, province: str | None) -> None:
     end = start + timedelta(days=days)
     session = get_session()
     found = all_gaps(session, provinces=list(provinces), start=start, end=end)
+    clashes = all_conflicts(session, provinces=list(provinces), start=start, end=end)
+    users = users_by_id(session, {c.operator_id for cs in clashes.values() for c in cs})
     session.rollback()
     total = 0
     for name in provinces:
         intervals = found[name]
-        total += len(intervals)
+        total += len(intervals) + len(clashes[name])
         if not intervals:
             click.echo(f"{name}: no gaps until {format_stamp(end)}")
-            continue
-        click.echo(f"{name}: {len(intervals)} gap(s)")
+        else:
+            click.echo(f"{name}: {len(intervals)} gap(s)")
         for gap_start, gap_end in intervals:
             length = format_duration(gap_end - gap_start, CLI_LOCALE)
             click.echo(f"  {format_stamp(gap_start)} -> {format_stamp(gap_end)}  ({length})")
+        if clashes[name]:
+            click.echo(f"{name}: {len(clashes[name])} conflict(s): primary and backup at once")
+        for clash in clashes[name]:
+            user = users.get(clash.operator_id)
+            who = user.display_name if user is not None else f"user {clash.operator_id}"
+            click.echo(f"  {format_stamp(clash.start)} -> {format_stamp(clash.end)}  {who}")
     if total:
         raise click.exceptions.Exit(1)
 

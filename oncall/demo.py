@@ -6,8 +6,9 @@
 # and run ten weeks, so the next eight are. In the first served province the primary
 # rotation stops after this week and a second one picks up on Wednesday of next week:
 # Monday 09:00 to Wednesday 09:00 of next week nobody is primary, the one gap the month
-# view shows in red and the gap warnings report. Each rotation is found by its name, so a
-# second `ali demo` adds nothing.
+# view shows in red and the gap warnings report; its backup changes hands on Wednesdays
+# from then on too, so nobody is ever primary and backup at once. Each rotation is found
+# by its name, so a second `ali demo` adds nothing.
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ class DemoRotation:
     emails: tuple[str, ...]
     start: date
     end: date
+    period_days: int = 7
 
 
 def _operator(n: int, sigla: str) -> str:
@@ -59,10 +61,10 @@ def demo_rotations(provinces: tuple[str, ...], today: date) -> list[DemoRotation
         if index == 0:
             rotations += [
                 DemoRotation(
-                    f"Demo primary {sigla}", sigla, Tier.PRIMARY, (one, two), start, next_monday
+                    f"Demo principale {sigla}", sigla, Tier.PRIMARY, (one, two), start, next_monday
                 ),
                 DemoRotation(
-                    f"Demo primary {sigla} (from Wednesday)",
+                    f"Demo principale {sigla} (da mercoledì)",
                     sigla,
                     Tier.PRIMARY,
                     (two, one),
@@ -72,15 +74,60 @@ def demo_rotations(provinces: tuple[str, ...], today: date) -> list[DemoRotation
             ]
         else:
             rotations.append(
-                DemoRotation(f"Demo primary {sigla}", sigla, Tier.PRIMARY, (one, two), start, end)
+                DemoRotation(
+                    f"Demo principale {sigla}", sigla, Tier.PRIMARY, (one, two), start, end
+                )
             )
-        rotations.append(
-            DemoRotation(f"Demo backup {sigla}", sigla, Tier.BACKUP, (two, one), start, end)
-        )
+        if index == 0:
+            # The backup changes hands when the primary does, on Wednesdays after the gap:
+            # otherwise the same person would be primary and backup two days a week.
+            wednesday = next_monday + timedelta(days=2)
+            rotations += [
+                DemoRotation(
+                    f"Demo riserva {sigla}", sigla, Tier.BACKUP, (two, one), start, next_monday
+                ),
+                DemoRotation(
+                    f"Demo riserva {sigla} (lunedì e martedì)",
+                    sigla,
+                    Tier.BACKUP,
+                    (two,),
+                    next_monday,
+                    wednesday,
+                    period_days=1,
+                ),
+                DemoRotation(
+                    f"Demo riserva {sigla} (da mercoledì)",
+                    sigla,
+                    Tier.BACKUP,
+                    (one, two),
+                    wednesday,
+                    end,
+                ),
+            ]
+        else:
+            rotations.append(
+                DemoRotation(f"Demo riserva {sigla}", sigla, Tier.BACKUP, (two, one), start, end)
+            )
     rotations.append(
-        DemoRotation("Demo coordinators", None, Tier.COORDINATOR, (COORDINATOR_EMAIL,), start, end)
+        DemoRotation("Demo coordinamento", None, Tier.COORDINATOR, (COORDINATOR_EMAIL,), start, end)
     )
     return rotations
+
+
+# The English names of earlier demos: a database seeded with them gets no second copy.
+_FORMER_NAMES = {
+    "Demo principale": "Demo primary",
+    "Demo riserva": "Demo backup",
+    "Demo coordinamento": "Demo coordinators",
+    "(da mercoledì)": "(from Wednesday)",
+}
+
+
+def _names(spec: DemoRotation) -> list[str]:
+    former = spec.name
+    for italian, english in _FORMER_NAMES.items():
+        former = former.replace(italian, english)
+    return [spec.name, former]
 
 
 def _exists(db: Session, spec: DemoRotation) -> bool:
@@ -91,7 +138,7 @@ def _exists(db: Session, spec: DemoRotation) -> bool:
     )
     found = db.scalar(
         select(Rotation.id).where(
-            province, Rotation.tier == spec.tier.value, Rotation.name == spec.name
+            province, Rotation.tier == spec.tier.value, Rotation.name.in_(_names(spec))
         )
     )
     return found is not None
@@ -118,7 +165,7 @@ def seed_rotas(app: Flask) -> None:
                 tier=spec.tier,
                 operator_ids=[users[email] for email in spec.emails],
                 handover=HANDOVER,
-                period_days=7,
+                period_days=spec.period_days,
                 start_date=spec.start,
                 end_date=spec.end,
                 name=spec.name,

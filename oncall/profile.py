@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -227,6 +227,8 @@ def language() -> tuple[str, int] | WerkzeugResponse:
     db = get_session()
     set_user_locale(db, user=_me(), locale=form.locale.data, now=clock_now())
     db.commit()
+    # The pages follow the saved choice at once, over an earlier footer switch.
+    session["lang"] = form.locale.data
     flash(_("Language saved."), "success")
     return redirect(url_for("oncall_profile.profile"))
 

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import pairwise
@@ -21,7 +21,7 @@ from core.formatting import FIRST_YEAR, HOUR, LAST_YEAR, local_midnight
 from core.models import Role, User, users_by_id, users_with_role
 from oncall.chain import on_call_chain, province_schedule
 from oncall.models import Override, Rotation
-from oncall.schedule import Shift, Tier, gaps
+from oncall.schedule import Conflict, Shift, Tier, conflicts, gaps
 
 PROVINCE_TIERS = (Tier.PRIMARY, Tier.BACKUP)
 # The holidays package names its languages with a territory.
@@ -137,6 +137,8 @@ class MonthView:
     coordinators: list[User]
     overrides: list[Override]
     rotations: list[Rotation]
+    # One person primary and backup at once: the escalation would page them twice.
+    conflicts: list[Conflict] = field(default_factory=list)
 
     @property
     def previous(self) -> date | None:
@@ -280,6 +282,11 @@ def build_month(
         coordinators=[] if has_coordinator_rota else users_with_role(session, Role.COORDINATOR),
         overrides=overrides_between(session, province, start, end),
         rotations=province_rotations(session, province),
+        conflicts=(
+            conflicts(schedules[Tier.PRIMARY], schedules[Tier.BACKUP])
+            if province is not None
+            else []
+        ),
     )
 
 
@@ -310,6 +317,11 @@ class ChainRow:
     backup: User | None
     backup_until: datetime | None
     next_gap: tuple[datetime, datetime] | None
+    # Who takes over from each holder, and when (None: nobody within the resolved month).
+    primary_next: User | None = None
+    primary_next_at: datetime | None = None
+    backup_next: User | None = None
+    backup_next_at: datetime | None = None
 
 
 LOOKAHEAD = timedelta(days=7)
@@ -320,6 +332,24 @@ def _holder_until(schedule: Sequence[Shift], now: datetime) -> datetime | None:
     for shift in schedule:
         if shift.start <= now < shift.end:
             return shift.end
+    return None
+
+
+def _next_holder(
+    schedule: Sequence[Shift], now: datetime, holder: User | None
+) -> tuple[int, datetime] | None:
+    """Who holds the tier after whoever holds it now hands over (or after the gap now), and
+    from when: the same person again when a gap comes between."""
+    current = holder.id if holder is not None else None
+    until = now
+    for shift in sorted(schedule, key=lambda item: item.start):
+        if shift.end <= until:
+            continue
+        if shift.start <= until and shift.operator_id == current:
+            until = shift.end  # the current holder goes on (another rule, the next turn)
+            continue
+        if shift.start >= until:
+            return shift.operator_id, shift.start
     return None
 
 
@@ -338,6 +368,11 @@ def on_call_now(session: Session, *, provinces: Sequence[str], now: datetime) ->
             session, province=province, tier=Tier.BACKUP, start=now, end=window
         )
         holes = [hole for hole in gaps(primary, now, window) if hole[0] < horizon]
+        next_primary = _next_holder(primary, now, chain.primary)
+        next_backup = _next_holder(backup, now, chain.backup)
+        following = users_by_id(
+            session, [found[0] for found in (next_primary, next_backup) if found is not None]
+        )
         rows.append(
             ChainRow(
                 province=province,
@@ -346,6 +381,10 @@ def on_call_now(session: Session, *, provinces: Sequence[str], now: datetime) ->
                 backup=chain.backup,
                 backup_until=_holder_until(backup, now) if chain.backup else None,
                 next_gap=holes[0] if holes else None,
+                primary_next=following.get(next_primary[0]) if next_primary else None,
+                primary_next_at=next_primary[1] if next_primary else None,
+                backup_next=following.get(next_backup[0]) if next_backup else None,
+                backup_next_at=next_backup[1] if next_backup else None,
             )
         )
     return rows

@@ -390,3 +390,32 @@ def gaps(
     if cursor < range_end:
         found.append((cursor, range_end))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """One operator holding the primary and the backup tier at once: when the primary does
+    not answer, the escalation pages the same phone again and nobody else."""
+
+    operator_id: int
+    start: datetime
+    end: datetime
+
+
+def conflicts(primary: Sequence[Shift], backup: Sequence[Shift]) -> list[Conflict]:
+    """The maximal intervals where the same operator holds both tiers, by start, in UTC."""
+    found: list[Conflict] = []
+    seconds = sorted(backup, key=lambda item: item.start)
+    for first in sorted(primary, key=lambda item: item.start):
+        for second in seconds:
+            if first.operator_id != second.operator_id:
+                continue
+            start, end = max(first.start, second.start), min(first.end, second.end)
+            if start >= end:
+                continue
+            last = found[-1] if found else None
+            if last is not None and last.operator_id == first.operator_id and last.end == start:
+                found[-1] = Conflict(first.operator_id, last.start, end)
+            else:
+                found.append(Conflict(first.operator_id, start, end))
+    return sorted(found, key=lambda item: (item.start, item.operator_id))

@@ -25,6 +25,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from core import audit
 from core.auth import can_edit_rota, can_see_province, login_required, visible_provinces
+from core.clock import ROME
 from core.clock import now as clock_now
 from core.config import get_settings
 from core.db import get_session
@@ -34,11 +35,20 @@ from core.models import Role, User, users_with_role
 from core.nav import NavItem, register_nav
 from core.telephony import get_telephony
 from oncall import editing, notifications, rota_page
-from oncall.chain import all_gaps, on_call_chain, province_schedule, upcoming_shifts
+from oncall.calendar import own_duties
+from oncall.chain import all_gaps, on_call_chain, province_schedule
 from oncall.forms import TIER_LABELS, EndRotationForm, OverrideForm, RotationForm, tier_choices
 from oncall.models import MAX_ID, Override, Rotation
 from oncall.rules import MAX_ASSIGNMENT
-from oncall.schedule import Shift, Tier, gaps, preview_rotation, rotation_shifts
+from oncall.schedule import (
+    Conflict,
+    Shift,
+    Tier,
+    conflicts,
+    gaps,
+    preview_rotation,
+    rotation_shifts,
+)
 
 bp = Blueprint("oncall", __name__, url_prefix="/rota")
 
@@ -129,6 +139,8 @@ def _helpers() -> dict[str, Any]:
             "swap": _("swap"),
             "swap_link": _("Swap"),
             "phone_not_verified": _("phone not verified"),
+            "no_phone": _("no phone"),
+            "no_phone_warning": _("This operator has no phone number: alerts cannot reach them."),
             "phone_warning": _("This operator has no verified phone: alerts may not reach them."),
             "sms_blocked": _("SMS blocked (STOP)"),
             "sms_blocked_warning": _(
@@ -240,11 +252,16 @@ def _rotation_or_404(scope: Scope, rotation_id: int) -> Rotation:
     return rotation
 
 
-def _preview(
-    form: RotationForm, scope: Scope, rotation_id: int | None
-) -> tuple[list[Shift], list[tuple[datetime, datetime]]]:
-    """The next turns the rotation will produce, and the primary gaps the province will have
-    from now until the last of them once it is saved (other rules included)."""
+Preview = tuple[list[Shift], list[tuple[datetime, datetime]], list[Conflict]]
+
+
+def _preview(form: RotationForm, scope: Scope, rotation_id: int | None) -> Preview:
+    """The next turns the rotation will produce, the primary gaps the province will have from
+    now until the last of them once it is saved (other rules included), and the times one
+    person would be primary and backup at once.
+
+    A new rotation and an edited one are previewed over the same stretch (ten turns from
+    today or its start): an edit that ends a rotation sooner shows the gap it leaves."""
     rule = editing.draft_rule(
         tier=form.tier.data,
         operator_ids=form.operator_ids(),
@@ -262,22 +279,28 @@ def _preview(
     if turns:
         start = turns[0].start
     shifts = preview_rotation(rule, start, end)[:PREVIEW_SHIFTS]
-    if shifts:
+    if len(shifts) == PREVIEW_SHIFTS:
         end = shifts[-1].end
     holes: list[tuple[datetime, datetime]] = []
-    if rule.tier is Tier.PRIMARY and scope.province is not None:
+    clashes: list[Conflict] = []
+    if rule.tier in (Tier.PRIMARY, Tier.BACKUP) and scope.province is not None:
         # From now: a rotation starting in a fortnight leaves the fortnight uncovered.
         since = min(clock_now(), start)
-        resolved = province_schedule(
-            get_session(),
-            province=scope.province,
-            tier=Tier.PRIMARY,
-            start=since,
-            end=end,
-            with_rotation=rule,
-        )
-        holes = gaps(resolved, since, end)
-    return shifts, holes
+        resolved = {
+            tier: province_schedule(
+                get_session(),
+                province=scope.province,
+                tier=tier,
+                start=since,
+                end=end,
+                with_rotation=rule,
+            )
+            for tier in (Tier.PRIMARY, Tier.BACKUP)
+        }
+        if rule.tier is Tier.PRIMARY:
+            holes = gaps(resolved[Tier.PRIMARY], since, end)
+        clashes = conflicts(resolved[Tier.PRIMARY], resolved[Tier.BACKUP])
+    return shifts, holes, clashes
 
 
 def _rotation_page(
@@ -287,7 +310,8 @@ def _rotation_page(
     operators: list[User],
     *,
     status: int = 200,
-    preview: tuple[list[Shift], list[tuple[datetime, datetime]]] | None = None,
+    preview: Preview | None = None,
+    past: bool = False,
 ) -> tuple[str, int]:
     form.add_operator_slots(len(form.operator_ids()) + 1)
     return (
@@ -300,6 +324,7 @@ def _rotation_page(
             preview=preview,
             fingerprint=form.fingerprint() if preview else "",
             end_form=EndRotationForm(formdata=None) if rotation else None,
+            past=past,
         ),
         status,
     )
@@ -359,8 +384,13 @@ def _submit_rotation(
             _form_error(form, exc.field, _rota_error_message(exc, scope))
     if preview is None:
         return _rotation_page(form, scope, rotation, operators, status=400)
+    past = not any(shift.end > clock_now() for shift in preview[0])
+    if past and rotation is None:
+        # A new rotation wholly in the past would cover nobody: surely a mistyped year.
+        _form_error(form, "end_date", _("This rotation would end before today: check the dates."))
+        return _rotation_page(form, scope, rotation, operators, status=400)
     if action != "save":
-        return _rotation_page(form, scope, rotation, operators, preview=preview)
+        return _rotation_page(form, scope, rotation, operators, preview=preview, past=past)
     if request.form.get("previewed") != form.fingerprint():
         flash(_("Check the preview of these values, then save."), "error")
         return _rotation_page(form, scope, rotation, operators, preview=preview, status=400)
@@ -479,6 +509,24 @@ def _commit_and_warn(
     )
 
 
+def _gap_on(province: str, day: date) -> tuple[datetime, datetime] | None:
+    """The first primary gap of the province that touches the local day, whole (looked for
+    a month either side, so one that began or ends days away keeps its real edges; an edge
+    beyond that, as with no rota at all, is the day's own)."""
+    start, end = local_midnight(day - timedelta(days=31)), local_midnight(day + timedelta(days=32))
+    schedule = province_schedule(
+        get_session(), province=province, tier=Tier.PRIMARY, start=start, end=end
+    )
+    day_start, day_end = local_midnight(day), local_midnight(day + timedelta(days=1))
+    for hole in gaps(schedule, start, end):
+        if hole[0] < day_end and hole[1] > day_start:
+            return (
+                hole[0] if hole[0] > start else day_start,
+                hole[1] if hole[1] < end else day_end,
+            )
+    return None
+
+
 def _override_prefill(scope: Scope) -> dict[str, Any]:
     """From and to of a swap on the day of the link: that day's hand-over to the next one."""
     tier_text = request.args.get("tier", "")
@@ -489,6 +537,15 @@ def _override_prefill(scope: Scope) -> dict[str, Any]:
         day = _today()
     if not rota_page.in_supported_range(day):
         day = _today()
+    if tier is Tier.PRIMARY and scope.province is not None:
+        hole = _gap_on(scope.province, day)
+        if hole is not None:
+            # Opened from a red day: the swap that closes that gap, as it is.
+            return {
+                "tier": tier.value,
+                "start": hole[0].astimezone(ROME).replace(tzinfo=None),
+                "end": hole[1].astimezone(ROME).replace(tzinfo=None),
+            }
     rotations = rota_page.province_rotations(get_session(), scope.province)
     at = rota_page.handover_for(rotations, tier, day)
     return {
@@ -588,6 +645,7 @@ def now() -> str:
         coordinators=coordinators,
         at=at,
         horizon=at + rota_page.LOOKAHEAD,
+        me=user.id,
     )
 
 
@@ -596,7 +654,8 @@ def now() -> str:
 def mine() -> str:
     user = _user()
     at = clock_now()
-    shifts = upcoming_shifts(
+    # Whole shifts: the one under way from its real start, the last one to its real end.
+    shifts = own_duties(
         get_session(), user_id=user.id, start=at, end=at + timedelta(days=MY_SHIFTS_DAYS)
     )
     # The profile page (phone verification) belongs to another part of oncall; link it when

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.models import AuditEntry
 from tests.conftest import UserFactory, csrf_token, login
+from tests.twilio_standin import TwilioStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSLATIONS = ROOT / "core" / "translations"
@@ -33,14 +34,33 @@ def test_a_users_language_preference_is_kept(client: FlaskClient, make_user: Use
     assert "Sign out" in client.get("/").get_data(as_text=True)
 
 
-def test_a_signed_in_users_choice_is_saved_on_their_account_and_audited(
+def test_the_footer_switch_changes_the_pages_only_never_the_sms_language(
+    client: FlaskClient, db: Session, make_user: UserFactory, twilio: TwilioStandIn
+) -> None:
+    anna = make_user(email="op@ali.example", verified=False)
+    login(client, "op@ali.example")
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    response = client.post("/language", data={"lang": "en", "next": "/", "csrf_token": token})
+    assert response.status_code == 302
+    assert "Sign out" in client.get("/").get_data(as_text=True)
+    db.refresh(anna)
+    assert anna.locale == "it"
+    assert db.scalars(select(AuditEntry).where(AuditEntry.action == "update")).all() == []
+    # Her SMS stay in the language of her profile.
+    token = csrf_token(client.get("/profile/").get_data(as_text=True))
+    client.post("/profile/phone/code", data={"csrf_token": token})
+    assert (twilio.messages[-1].body or "").startswith("Ali: il tuo codice di verifica è")
+
+
+def test_the_profile_language_is_saved_audited_and_shown_at_once(
     client: FlaskClient, db: Session, make_user: UserFactory
 ) -> None:
     anna = make_user(email="op@ali.example")
     login(client, "op@ali.example")
     token = csrf_token(client.get("/").get_data(as_text=True))
-    response = client.post("/language", data={"lang": "en", "next": "/", "csrf_token": token})
-    assert response.status_code == 302
+    client.post("/language", data={"lang": "it", "next": "/", "csrf_token": token})
+    client.post("/profile/language", data={"locale": "en", "csrf_token": token})
+    assert "Sign out" in client.get("/").get_data(as_text=True)
     db.refresh(anna)
     assert anna.locale == "en"
     entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "update")).one()

@@ -43,9 +43,22 @@ class Sender:
     issued: IssuedSecret
     clock: FrozenClock
 
-    def headers(self, body: bytes, at: datetime | None = None) -> dict[str, str]:
+    def headers(
+        self,
+        body: bytes,
+        at: datetime | None = None,
+        *,
+        method: str | None = None,
+        target: str | None = None,
+    ) -> dict[str, str]:
+        """`v2` headers when method and target are given, `v1` (POST only) otherwise."""
         return signed_headers(
-            self.issued.key_id, self.issued.secret, body, at=at or self.clock.now()
+            self.issued.key_id,
+            self.issued.secret,
+            body,
+            at=at or self.clock.now(),
+            method=method,
+            target=target,
         )
 
     def post(
@@ -63,4 +76,5 @@ class Sender:
         return response
 
     def get(self, path: str, *, at: datetime | None = None) -> TestResponse:
-        return self.client.get(path, headers=self.headers(b"", at))
+        """A GET signed with `v2` over its method and path with query, as sources must."""
+        return self.client.get(path, headers=self.headers(b"", at, method="GET", target=path))

@@ -91,8 +91,11 @@ def test_a_rota_manager_creates_a_rotation_then_closes_a_gap_with_a_swap(
 
     # Two clicks: the day's swap link, then save with the operator chosen.
     primary(browser_page, "2026-12-03").get_by_role("link").click()
+    # The gap is pre-filled: from the day (it began before the month's rota) to 7 December
+    # 09:00, when the rotation starts; here the manager covers one day only.
     expect(page.locator("#start")).to_have_value("2026-12-03T00:00")
-    expect(page.locator("#end")).to_have_value("2026-12-04T00:00")
+    expect(page.locator("#end")).to_have_value("2026-12-07T09:00")
+    page.fill("#end", "2026-12-04T00:00")
     page.select_option("#user_id", label="Carla Verdi")
     page.get_by_role("button", name="Salva il cambio").click()
 

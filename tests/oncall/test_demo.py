@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.clock import ROME, FrozenClock
-from oncall.chain import all_gaps, on_call_chain, province_schedule
+from oncall.chain import all_conflicts, all_gaps, on_call_chain, province_schedule
 from oncall.models import Rotation
 from oncall.schedule import gaps as gaps_of
 
@@ -61,6 +61,9 @@ def test_demo_gives_every_province_a_rota_with_exactly_one_gap(
             db, province=sigla, tier="backup", start=now, end=now + EIGHT_WEEKS
         )
         assert gaps_of(backups, now, now + EIGHT_WEEKS) == []
+    # Nobody is primary and backup at once anywhere.
+    clashes = all_conflicts(db, provinces=provinces, start=now, end=now + EIGHT_WEEKS)
+    assert clashes == {sigla: [] for sigla in provinces}
 
 
 def test_running_the_demo_again_adds_nothing(
@@ -68,8 +71,9 @@ def test_running_the_demo_again_adds_nothing(
 ) -> None:
     assert runner.invoke(args=["demo"]).exit_code == 0
     count = db.scalar(select(func.count(Rotation.id)))
-    # 7 primary + 1 replacing the first province's after the gap + 7 backup + coordinators
-    assert count == 16
+    # 7 primary + 1 replacing the first province's after the gap + 7 backup + 2 changing
+    # the first province's backup on Wednesdays after the gap + coordinators
+    assert count == 18
     clock.advance(timedelta(days=9))
     second = runner.invoke(args=["demo"])
     assert second.exit_code == 0, second.output

@@ -212,7 +212,7 @@ def test_the_rota_index_lists_every_province_to_a_coordinator_with_gap_counts(
     for sigla in SERVED:
         assert f'href="/rota/{sigla}"' in html
     # BS is covered from November on; every other province is one long gap.
-    assert text(html).count("scoperture") == len(SERVED) - 1
+    assert text(html).count("1 scopertura in 14 giorni") == len(SERVED) - 1
 
 
 def test_the_navigation_offers_the_rota_pages(client: FlaskClient, manager: User) -> None:
