@@ -114,7 +114,7 @@ def login() -> str | WerkzeugResponse | tuple[str, int]:
             return render_template("core/login.html", form=form), 429
         except LoginRefused:
             db.commit()
-            flash(_("Wrong email or password, or the account is locked."), "error")
+            flash(_("Wrong email or password, or the account is not active."), "error")
             return render_template("core/login.html", form=form), 401
         db.commit()
         target = safe_next(next_url, url_for("core.home"))
@@ -172,7 +172,7 @@ def login_code() -> str | WerkzeugResponse | tuple[str, int]:
             db.commit()
             if user.session_token != pending.get("token"):
                 session.pop(PENDING_LOGIN, None)
-                flash(_("Wrong email or password, or the account is locked."), "error")
+                flash(_("Wrong email or password, or the account is not active."), "error")
                 return redirect(url_for("core.login"))
             flash(
                 _("Wrong code. Type the 6 digits your app shows now, or a recovery code."), "error"

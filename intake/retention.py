@@ -61,6 +61,7 @@ REMOVED_FIELDS = (
     "sms_body",
     "sms_sender",
     "placement_reasons",
+    "notes",
 )
 
 
@@ -192,6 +193,14 @@ def pseudonymise_cases(
                 sender=FORGOTTEN_SENDER,
                 purged_at=func.coalesce(InboundText.purged_at, now),
             )
+            .execution_options(synchronize_session=False)
+        )
+        # The timeline is append-only for people; retention is the one exception, and only
+        # the operators' free text goes (a Core UPDATE: the ORM guard refuses changes).
+        session.execute(
+            update(CaseEvent)
+            .where(CaseEvent.case_id == case.id, CaseEvent.note.is_not(None))
+            .values(note=None)
             .execution_options(synchronize_session=False)
         )
         # The placement log stays whole for the reports (shelter, dates, beds, exit reason,

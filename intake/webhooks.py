@@ -29,7 +29,7 @@ from oncall.notifications import (
 )
 from routing.dispatch import FollowUp
 from routing.followup import after_response
-from routing.replies import answer_sms
+from routing.replies import answer_sms, parse_reply
 
 log = logging.getLogger(__name__)
 bp = Blueprint("intake_twilio", __name__, url_prefix="/twilio")
@@ -48,13 +48,15 @@ def inbound_sms() -> Response:
         sender = None
     operator = (
         session.scalars(
-            # A former operator's number stays an operator's: never a new case by mistake.
+            # A former operator's late reply is still a reply: it gets 'no open alert'.
             select(User).where(User.phone == sender).order_by(User.active.desc(), User.id)
         ).first()
         if sender
         else None
     )
-    if operator is None:
+    if operator is None or (not operator.active and parse_reply(body, now=now) is None):
+        # A former operator's number that sends something other than a reply (`OK`, `2`...)
+        # may be anyone's now: read as a new case, never dropped.
         return _new_case_by_sms(sender, request.form.get("From", ""), body, now)
     keyword = body.strip().upper()
     if keyword in OPT_IN_WORDS | OPT_OUT_WORDS:

@@ -21,7 +21,7 @@ from core.models import AuditEntry
 from core.scheduler import run_job
 from intake.models import CallOutcome, Handoff, InboundText, PartnerCall
 from intake.retention import months_before
-from routing.lifecycle import change_status
+from routing.lifecycle import add_note, change_status
 from routing.models import Case, CaseEvent, CaseStatus
 from tests.conftest import ali_environ, login
 from tests.intake.signed import Sender
@@ -168,6 +168,7 @@ def test_a_closed_case_is_pseudonymised_24_months_after_it_was_closed(
             InboundText(case_id=case.id, sender="f" * 32, body="aiuto", received_at=clock.now()),
         ]
     )
+    add_note(db, case, "Maria ha paura del datore di lavoro.", actor=make_user(), now=closed_at)
     db.commit()
     before = report_rows(db)
     events_before = events_of(db)
@@ -192,6 +193,9 @@ def test_a_closed_case_is_pseudonymised_24_months_after_it_was_closed(
     assert_pseudonymised(db, case)
     assert report_rows(db) == before
     assert events_of(db) == events_before  # the timeline holds codes only: untouched
+    # ... but for the operators' notes: their free text goes, the event that there was one stays.
+    [note] = db.scalars(select(CaseEvent).where(CaseEvent.kind == "note"))
+    assert note.note is None
     call = db.scalars(select(PartnerCall)).one()
     assert call.caller_phone is None
     sms = db.scalars(select(InboundText)).one()

@@ -328,13 +328,17 @@ def test_a_text_from_an_unknown_number_opens_an_urgent_case_with_a_neutral_reply
     assert len(phone.sms_to(chain.coordinator)) == 1
 
 
-def test_a_former_operator_texting_is_never_a_new_case(
+def test_a_former_operators_late_reply_is_a_reply_and_anything_else_a_case(
     chain: Chain, phone: Phone, db: Session
 ) -> None:
     chain.backup.active = False
     db.commit()
     assert reply_text(phone.text(chain.backup, "OK")) == "ALI: nessun avviso aperto per te."
     assert db.scalars(select(CaseEvent)).all() == []
+    # The number may be someone else's now: a message is never dropped.
+    phone.text(chain.backup, "C'è una ragazza in pericolo alla stazione")
+    case = db.scalars(select(Case)).one()
+    assert (case.channel, case.urgency) == ("sms", "urgent")
 
 
 def test_when_the_coordinator_on_call_cannot_be_paged_every_coordinator_is(
