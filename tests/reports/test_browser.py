@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 from sqlalchemy.orm import Session
 
 from core.clock import FrozenClock
+from intake.placements import check_in, confirm_placement, request_placement
 from tests.alerting import on_shift
 from tests.browser import (  # noqa: F401 -- fixtures, used by name
     BrowserPage,
@@ -21,7 +22,6 @@ from tests.browser import (  # noqa: F401 -- fixtures, used by name
     sign_in,
 )
 from tests.conftest import UserFactory
-from intake.placements import check_in, confirm_placement, request_placement
 from tests.intake.cases import new_case
 from tests.intake.shelters import new_shelter
 

@@ -410,3 +410,25 @@ def test_no_hidden_count_of_the_month_falls_to_a_subtraction(
             if total_cell not in hidden:
                 rest = int(counts[total_cell]) * 2 - sum(shown)
                 assert rest not in {2, 4}, line
+
+
+def test_occupancy_of_the_month_under_way_counts_the_nights_up_to_tonight(
+    db: Session, make_user: UserFactory, clock: FrozenClock, runner: FlaskCliRunner
+) -> None:
+    """On 24 November (the clock), three people in since the 21st of a 4-bed semi-autonomy
+    shelter open since the 1st: 3 × 4 nights of 4 × 24 (12.5%), not 3 × 10 of 4 × 30."""
+    worker = make_user(provinces=("BS",))
+    shelter = new_shelter(
+        db, now=rome(11, 1), code="BS-SA-1", kind="semi_autonomy", groups="women", capacity=4
+    )
+    for _ in range(3):
+        stay(db, shelter, worker, arrived=rome(11, 21, 18))
+    result = runner.invoke(
+        args=["report", "--month", "2026-11", "--province", "BS", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    values = {(r["measure"], r["category"]): r["value"] for r in json.loads(result.output)["rows"]}
+    assert values[("occupancy", "semi_autonomy_percent")] == 12.5
+    assert values[("placements", "semi_autonomy")] == 3
+    assert ("length_of_stay", "median_days") not in values  # nobody has left
+    assert values[("exits_by_reason", "total")] == 0
