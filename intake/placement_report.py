@@ -7,13 +7,14 @@
   Europe/Rome calendar days between the two dates, so a night is a night across the clock
   change; median and p90 (nearest rank) from 3 stays up.
 - `occupancy`: bed-nights taken / bed-nights available in the month, per shelter kind, as a
-  percentage with one decimal. The night of day D is taken by a stay checked in on or before
-  D and not checked out by D (beds × nights: a mother with two children takes three); it is
-  available in every shelter that existed on D, at its capacity. Nights from tomorrow on are
-  not counted yet, so the current month is measured up to tonight. The basis is the number of
-  stays that took a night: fewer than 3 (none included) is `<3`, since the figure would tell
-  how long one or two people stayed. The log does not keep past capacities or closures, so a
-  shelter counts at its current capacity.
+  percentage with one decimal. The night of day D is taken by a stay checked in on or before D
+  and not checked out by D (beds × nights: a mother with two children takes three); it is
+  available in every shelter that existed on D (added to Ali, or with a stay logged, by D), at
+  its capacity; a placement by override past capacity can take it over 100%. Nights from
+  tomorrow on are not counted yet, so the current month is measured up to tonight. The basis is
+  the number of stays that took a night: fewer than 3 (none included) is `<3`, since the figure
+  would tell how long one or two people stayed. The log does not keep past capacities or
+  closures, so a shelter counts at its current capacity.
 - `exits_by_reason`: check-outs in the month by exit reason.
 """
 
@@ -104,17 +105,26 @@ def occupancy(session: Session, period: Period, provinces: Sequence[str]) -> Fig
     start = period.month
     # Nights up to tonight's: the month's end, or tomorrow for the month under way.
     end = min(local_date(period.end), local_date(clock_now()) + timedelta(days=1))
+    states = [
+        (state, local_date(state.checked_in_at))
+        for state in placement_states(session)
+        if state.checked_in_at is not None
+    ]
+    # A shelter is there from the day it was added to Ali, or from its first logged stay if
+    # the log was entered after the fact.
+    since: dict[int, date] = {}
+    for state, arrived in states:
+        shelter_id = state.placement.shelter_id
+        since[shelter_id] = min(since.get(shelter_id, arrived), arrived)
     available: Counter[tuple[str, str]] = Counter()
     for shelter in session.scalars(select(Shelter)):
-        nights = _overlap(local_date(shelter.created_at), end, start, end)
+        opened = min(local_date(shelter.created_at), since.get(shelter.id, date.max))
+        nights = _overlap(opened, end, start, end)
         for where in (_where(shelter, provinces), ALL):
             available[(where, shelter.kind.value)] += shelter.capacity * nights
     taken: Counter[tuple[str, str]] = Counter()
     stays: Counter[tuple[str, str]] = Counter()
-    for state in placement_states(session):
-        if state.checked_in_at is None:
-            continue
-        first = local_date(state.checked_in_at)
+    for state, first in states:
         stop = local_date(state.checked_out_at) if state.checked_out_at else end
         nights = _overlap(first, stop, start, end)
         if nights == 0:
