@@ -22,6 +22,7 @@ def init_app(app: Flask) -> None:
         demo,
         jobs,
         partner_views,
+        placement_report,
         placement_views,
         recordings,
         report_views,
@@ -48,6 +49,7 @@ def init_app(app: Flask) -> None:
     jobs.init_app(app)
     cli.init_app(app)
     reports.init_app(app)
+    placement_report.init_app(app)
     report_views.init_app(app)
     dashboard.init_app(app)
     add_demo_seeder(app, demo.seed_intake)

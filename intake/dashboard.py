@@ -1,6 +1,7 @@
 """The dashboard's panels from the features below core: unaccepted cases (amber and red as in
 the case list), who is on call now and next per province, the rota's gaps in the next 14
-days, and the cases opened this week. Scoped like the pages they summarise."""
+days, the free beds per province and kind, and the cases opened this week. Scoped like the
+pages they summarise."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from core.config import get_settings
 from core.dashboard import Panel, register_panel
 from core.formatting import local_date, local_midnight
 from core.models import User, users_by_id
+from intake.models import ShelterKind
+from intake.shelters import free_beds_by_province
 from intake.workspace import CaseFilter, Lateness, can_enter_cases, list_cases
 from oncall.chain import Gap, all_gaps, province_schedule
 from oncall.notifications import gap_window
@@ -121,8 +124,18 @@ def week_panel(session: Session, user: User, now: datetime) -> dict[str, Any] | 
     }
 
 
+def free_beds_panel(session: Session, user: User, now: datetime) -> dict[str, Any] | None:
+    """Free beds tonight per province and shelter kind in the user's scope: counts only (no
+    shelter names or addresses), not suppressed (design §4), live from the placement log."""
+    provinces = visible_provinces(user, get_settings().provinces)
+    if not provinces:
+        return None
+    by_province = free_beds_by_province(session, provinces)
+    return {"kinds": [kind.value for kind in ShelterKind], "by_province": by_province}
+
+
 def init_app(app: Flask) -> None:
     register_panel(app, Panel("unaccepted", "intake/_panel_unaccepted.html", unaccepted_panel, 10))
     register_panel(app, Panel("on-call", "intake/_panel_on_call.html", on_call_panel, 20))
-    # 30 is the free-beds panel's place, registered by the shelters feature.
+    register_panel(app, Panel("free-beds", "intake/_panel_free_beds.html", free_beds_panel, 30))
     register_panel(app, Panel("this-week", "intake/_panel_week.html", week_panel, 40))

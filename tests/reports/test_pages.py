@@ -47,11 +47,13 @@ def test_the_dashboard_shows_unaccepted_cases_on_call_and_the_week_scoped_by_pro
 def test_a_registered_panel_shows_and_one_with_nothing_does_not(
     app: Flask, client: FlaskClient, make_user: UserFactory
 ) -> None:
-    # The free-beds panel plugs in this way; here a template of the project stands in.
-    register_panel(app, Panel("free-beds", "intake/_panel_week.html", lambda s, u, n: None, 30))
+    # A panel with nothing for this user; a template of the project stands in.
+    register_panel(app, Panel("empty", "intake/_panel_week.html", lambda s, u, n: None, 35))
     user = make_user(provinces=("BS",))
     login(client, user.email)
-    assert 'id="panel-free-beds"' not in client.get("/").get_data(as_text=True)
+    page = client.get("/").get_data(as_text=True)
+    assert 'id="panel-empty"' not in page
+    assert 'id="panel-free-beds"' in page
 
 
 def test_reports_are_for_coordinators_and_the_download_is_audited(

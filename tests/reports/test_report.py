@@ -12,16 +12,25 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.clock import FrozenClock
+from core.clock import ROME, FrozenClock
 from core.models import AuditEntry, User
 from intake.manual import manual_case_fields
-from intake.models import Source
-from intake.reports import ALL, OTHER
+from intake.models import ExitReason, Shelter, Source
+from intake.placements import (
+    cancel_placement,
+    check_in,
+    check_out,
+    confirm_placement,
+    correct_entry,
+    request_placement,
+)
+from intake.reports import ALL, EXIT_REASONS, OTHER, SHELTER_KINDS
 from intake.services import BroughtBy, open_case
 from oncall.models import RotaShift
 from routing.models import Case, Channel
 from tests.conftest import UserFactory
 from tests.intake.cases import SERVED, accept, new_case
+from tests.intake.shelters import new_shelter
 from tests.intake.signed import make_source
 
 MARCH_FIRST = datetime(2026, 2, 28, 23, 0, tzinfo=UTC)  # 1 March 00:00 in Rome (CET)
@@ -123,6 +132,106 @@ def build_month(db: Session, make_user: UserFactory, clock: FrozenClock) -> None
     # Outside the month, by a minute each way.
     new_case(db, now=MARCH_FIRST - timedelta(minutes=1), by=bs, province="BS")
     new_case(db, now=APRIL_FIRST, by=bs, province="BS")
+    build_placements(db, bs, bg)
+
+
+def rome(month: int, day: int, hour: int = 12, minute: int = 0) -> datetime:
+    return datetime(2026, month, day, hour, minute, tzinfo=ROME).astimezone(UTC)
+
+
+def stay(
+    db: Session,
+    shelter: Shelter,
+    by: User,
+    *,
+    arrived: datetime,
+    left: datetime | None = None,
+    reason: ExitReason = ExitReason.OTHER,
+    beds: int = 1,
+) -> tuple[object, object]:
+    """A placement checked in at `arrived` (and out at `left`); its check-in and check-out
+    entries, for corrections."""
+    case = new_case(db, now=rome(2, 10), by=by, province=shelter.province)
+    placement = request_placement(
+        db, case, shelter, beds=beds, actor=by, now=arrived - timedelta(hours=1)
+    )
+    entered = check_in(db, placement, at=arrived, actor=by, now=arrived + timedelta(minutes=1))
+    exited = None
+    if left is not None:
+        exited = check_out(
+            db, placement, at=left, exit_reason=reason, actor=by, now=left + timedelta(minutes=1)
+        )
+    db.commit()
+    return entered, exited
+
+
+def build_placements(db: Session, bs: User, bg: User) -> None:
+    """Stays in two BS shelters and one BG shelter (no semi-autonomy shelter), their cases
+    opened in February. Nights are Rome calendar days; the clocks go forward on 29 March.
+
+    BS pronta accoglienza (4 beds): in 25 Feb, out 3 Mar (6 nights, 2 in March, returned
+    home); in 5 Mar (logged as 27 Feb, corrected), still in (27 March nights); in 10 Mar 20:00,
+    out 15 Mar (5, left voluntarily); in 20 Mar 10:00, out 29 Mar 10:00 CEST (9 nights though
+    8 days 23 hours, logged `other`, corrected to asylum system); a mother with two children
+    (3 beds) in 27 Mar 22:00 CET, out 2 Apr (5 March nights × 3 beds); one confirmed and
+    cancelled (no stay). BS residential (2 beds): in 2 Mar, out 12 Mar (10, to semi-autonomy).
+    BG pronta accoglienza (2 beds): in at the month's first instant, out at its last minute
+    (30 nights, to residential)."""
+    before = rome(2, 18)
+    pronta = new_shelter(db, now=before, capacity=4)
+    residential = new_shelter(
+        db, now=before, code="BS-RES-1", name="Casa Betulla", kind="residential", capacity=2
+    )
+    bergamo = new_shelter(db, now=before, code="BG-PA-1", name="Casa Cedro", province="BG")
+    stay(db, pronta, bs, arrived=rome(2, 25), left=rome(3, 3, 10), reason=ExitReason.RETURNED_HOME)
+    late, _ = stay(db, pronta, bs, arrived=rome(2, 27))
+    correct_entry(
+        db,
+        late,
+        reason="Arrived on the 5th",
+        actor=bs,
+        now=rome(3, 6),
+        at=rome(3, 5),  # type: ignore[arg-type]
+    )
+    stay(
+        db,
+        pronta,
+        bs,
+        arrived=rome(3, 10, 20),
+        left=rome(3, 15, 9),
+        reason=ExitReason.LEFT_VOLUNTARILY,
+    )
+    _, out = stay(db, pronta, bs, arrived=rome(3, 20, 10), left=rome(3, 29, 10))
+    correct_entry(
+        db,
+        out,  # type: ignore[arg-type]
+        reason="Went to the asylum system",
+        actor=bs,
+        now=rome(3, 30),
+        exit_reason=ExitReason.ASYLUM_SYSTEM,
+    )
+    stay(db, pronta, bs, arrived=rome(3, 27, 22), left=rome(4, 2), beds=3)
+    case = new_case(db, now=rome(2, 10), by=bs, province="BS")
+    never = request_placement(db, case, pronta, beds=1, actor=bs, now=rome(3, 7))
+    confirm_placement(db, never, actor=bs, now=rome(3, 7, 13))
+    cancel_placement(db, never, actor=bs, now=rome(3, 8))
+    db.commit()
+    stay(
+        db,
+        residential,
+        bs,
+        arrived=rome(3, 2),
+        left=rome(3, 12),
+        reason=ExitReason.MOVED_SEMI_AUTONOMY,
+    )
+    stay(
+        db,
+        bergamo,
+        bg,
+        arrived=MARCH_FIRST,
+        left=APRIL_FIRST - timedelta(minutes=1),
+        reason=ExitReason.MOVED_RESIDENTIAL,
+    )
 
 
 def expected() -> dict[tuple[str, str, str], float]:
@@ -169,7 +278,39 @@ def expected() -> dict[tuple[str, str, str], float]:
     figures[("BG", "time_to_acceptance", "p90_minutes")] = 30
     figures[(ALL, "time_to_acceptance", "median_minutes")] = 4
     figures[(ALL, "time_to_acceptance", "p90_minutes")] = 30
+    # Placements by check-in in March; the cancelled one and the February arrivals are not.
+    put("placements", "pronta_accoglienza", {"BS": 4, "BG": 1})
+    put("placements", "residential", {"BS": 1})
+    put("placements", "semi_autonomy", {})
+    put("placements", "total", {"BS": 5, "BG": 1})
+    # Check-outs in March (the 2 April one is April's).
+    put("exits_by_reason", "returned_home", {"BS": 1})
+    put("exits_by_reason", "left_voluntarily", {"BS": 1})
+    put("exits_by_reason", "asylum_system", {"BS": 1})
+    put("exits_by_reason", "moved_semi_autonomy", {"BS": 1})
+    put("exits_by_reason", "moved_residential", {"BG": 1})
+    for code in ("transferred_other_project", "other"):
+        put("exits_by_reason", code, {})
+    put("exits_by_reason", "total", {"BS": 4, "BG": 1})
+    # Nights of the stays that ended in March: BS 6, 5, 9, 10; BG 30 (one stay: `<3`).
+    figures[("BS", "length_of_stay", "median_days")] = 7.5
+    figures[("BS", "length_of_stay", "p90_days")] = 10
+    figures[("BG", "length_of_stay", "median_days")] = SMALL_STAY
+    figures[("BG", "length_of_stay", "p90_days")] = SMALL_STAY
+    figures[(ALL, "length_of_stay", "median_days")] = 9
+    figures[(ALL, "length_of_stay", "p90_days")] = 30
+    # Bed-nights taken / available: BS pronta (2 + 27 + 5 + 9 + 5 × 3) / (4 × 31) from 5
+    # stays; ALL pronta adds BG's 30 of 2 × 31; one stay each elsewhere: `<3`.
+    figures[("BS", "occupancy", "pronta_accoglienza_percent")] = 46.8
+    figures[("BS", "occupancy", "residential_percent")] = SMALL_STAY
+    figures[("BG", "occupancy", "pronta_accoglienza_percent")] = SMALL_STAY
+    figures[(ALL, "occupancy", "pronta_accoglienza_percent")] = 47.3
+    figures[(ALL, "occupancy", "residential_percent")] = SMALL_STAY
     return figures
+
+
+SMALL_STAY = -1.0  # a statistic of fewer than 3 stays, written `<3`
+STATISTICS = {"time_to_acceptance", "length_of_stay", "occupancy"}
 
 
 def test_every_figure_of_a_month_across_the_clock_change(
@@ -186,20 +327,25 @@ def test_every_figure_of_a_month_across_the_clock_change(
     assert set(got) == set(want)
     for cell, value in want.items():
         shown = got[cell]
-        if cell[1] == "time_to_acceptance":
-            assert shown == str(int(value)), cell
+        if cell[1] in STATISTICS:
+            assert shown == ("<3" if value == SMALL_STAY else f"{value:g}"), cell
         elif 0 < value < 3:
             assert shown == "<3", cell
         elif shown != "x":  # hidden so that a `<3` cannot be worked out
             assert shown == str(int(value)), cell
-    # The month's big figures stay published; no placement rows before shelters exist.
+    # The month's big figures stay published.
     assert got[(ALL, "cases", "total")] == "11"
-    assert not {m for _p, m, _c in got} & {
-        "placements",
-        "length_of_stay",
-        "occupancy",
-        "exits_by_reason",
+    assert got[(ALL, "placements", "total")] == "6"
+    # BS's one residential placement is `<3`: its 4 pronta accoglienza ones would give it away
+    # from BS's total of 5.
+    assert got[("BS", "placements", "residential")] == "<3"
+    assert "x" in {
+        got[("BS", "placements", "pronta_accoglienza")],
+        got[("BS", "placements", "total")],
     }
+    assert got[("BS", "occupancy", "pronta_accoglienza_percent")] == "46.8"
+    assert {c for _p, m, c in got if m == "placements"} == {*SHELTER_KINDS, "total"}
+    assert {c for _p, m, c in got if m == "exits_by_reason"} == {*EXIT_REASONS, "total"}
     entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "export")).one()
     assert (entry.object_type, entry.object_id) == ("report", "2026-03")
 
@@ -240,7 +386,7 @@ def test_no_hidden_count_of_the_month_falls_to_a_subtraction(
     build_month(db, make_user, clock)
     result = runner.invoke(args=["report", "--month", "2026-03"])
     got = {(p, m, c): v for _month, p, m, c, v in list(csv.reader(io.StringIO(result.output)))[1:]}
-    counts = {cell: v for cell, v in got.items() if cell[1] != "time_to_acceptance"}
+    counts = {cell: v for cell, v in got.items() if cell[1] not in STATISTICS}
     hidden = {cell for cell, v in counts.items() if not v.isdigit()}
     assert hidden  # the month has small counts to protect
     lines = []
@@ -250,6 +396,10 @@ def test_no_hidden_count_of_the_month_falls_to_a_subtraction(
         for province in (*SERVED, OTHER, ALL):
             parts = [cell for cell in counts if cell[0] == province and cell[1] == measure]
             lines.append([*parts, (province, "cases", "total")])
+    for measure in ("placements", "exits_by_reason"):
+        for province in (*SERVED, OTHER, ALL):
+            parts = [c for c in counts if c[:2] == (province, measure) and c[2] != "total"]
+            lines.append([*parts, (province, measure, "total")])
     for line in lines:
         assert len(hidden & set(line)) != 1, line
         shown = [int(counts[cell]) for cell in line if cell not in hidden]
@@ -260,3 +410,25 @@ def test_no_hidden_count_of_the_month_falls_to_a_subtraction(
             if total_cell not in hidden:
                 rest = int(counts[total_cell]) * 2 - sum(shown)
                 assert rest not in {2, 4}, line
+
+
+def test_occupancy_of_the_month_under_way_counts_the_nights_up_to_tonight(
+    db: Session, make_user: UserFactory, clock: FrozenClock, runner: FlaskCliRunner
+) -> None:
+    """On 24 November (the clock), three people in since the 21st of a 4-bed semi-autonomy
+    shelter open since the 1st: 3 × 4 nights of 4 × 24 (12.5%), not 3 × 10 of 4 × 30."""
+    worker = make_user(provinces=("BS",))
+    shelter = new_shelter(
+        db, now=rome(11, 1), code="BS-SA-1", kind="semi_autonomy", groups="women", capacity=4
+    )
+    for _ in range(3):
+        stay(db, shelter, worker, arrived=rome(11, 21, 18))
+    result = runner.invoke(
+        args=["report", "--month", "2026-11", "--province", "BS", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    values = {(r["measure"], r["category"]): r["value"] for r in json.loads(result.output)["rows"]}
+    assert values[("occupancy", "semi_autonomy_percent")] == 12.5
+    assert values[("placements", "semi_autonomy")] == 3
+    assert ("length_of_stay", "median_days") not in values  # nobody has left
+    assert values[("exits_by_reason", "total")] == 0
