@@ -492,7 +492,9 @@ def _outgoing(
             bundles.add_to_bundle(session, page, now)
             bundled = True
             continue
-        if page.operator.page_cap_since is not None:
+        if page.operator.page_cap_since is not None and page.channel == PageChannel.SMS:
+            # An SMS going out on its own is under the cap; a call past it is placed anyway
+            # and does not end the episode.
             bundles.under_the_cap(page.operator)
         if page.channel == PageChannel.SMS:
             body = _sms_text(page, Channel(channels[page.dispatch.case_id]))

@@ -58,10 +58,10 @@ def test_a_burst_past_the_cap_is_bundled_every_5_minutes_and_nothing_is_dropped(
     _burst(sender)
 
     # The first 30 pages (15 cases by SMS and call) reach the primary one by one; the rest
-    # wait in bundles, the first of which goes at once.
+    # of the SMS wait in bundles, the first of which goes at once. Calls are never bundled.
     alerts = [t for t in phone.sms_to(chain.primary) if "limite orario" not in t]
     assert len(alerts) == CAP // 2
-    assert len(phone.calls_to(chain.primary)) == CAP // 2
+    assert len(phone.calls_to(chain.primary)) == CASES
     [first] = _bundle_texts(phone, chain.primary)
     assert REFERENCE.findall(first) == ["BS-2026-0016"]
     assert first.endswith("https://ali.example.org/cases")
@@ -69,7 +69,8 @@ def test_a_burst_past_the_cap_is_bundled_every_5_minutes_and_nothing_is_dropped(
         assert private not in first
     bundled = [p for p in pages(db) if p.status == "bundled"]
     assert {p.operator_id for p in bundled} == {chain.primary.id}
-    assert len(bundled) == 2 * (CASES - CAP // 2)
+    assert len(bundled) == CASES - CAP // 2
+    assert {p.channel.value for p in bundled} == {"sms"}
 
     phone.tick()
     [notice] = phone.sms_to(admin)
@@ -135,3 +136,20 @@ def test_a_bundle_goes_out_when_twilio_recovers(
     texts = _bundle_texts(phone, chain.primary)
     assert len(texts) == 2
     assert set(REFERENCE.findall(texts[1])) >= {f"BS-2026-{n:04d}" for n in range(17, 21)}
+
+
+def test_an_operator_who_texted_stop_is_called_past_the_cap_and_never_bundled(
+    sender: Sender, chain: Chain, phone: Phone, db: Session, twilio: TwilioStandIn
+) -> None:
+    phone.text(chain.primary, "STOP")
+    cases = CAP + 5
+    for n in range(cases):
+        body = {"external_id": f"NV-{n}", "province": "BS", "urgency": "emergency"}
+        assert sender.post(body).status_code == 201
+    phone.tick()
+    # Every case rang their phone, past the cap too; no SMS Twilio would refuse (21610).
+    assert len(phone.calls_to(chain.primary)) == cases
+    assert phone.sms_to(chain.primary) == []
+    assert _bundles(db, chain.primary) == []
+    db.refresh(chain.primary)
+    assert chain.primary.page_cap_since is None
