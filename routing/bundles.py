@@ -220,6 +220,12 @@ def record_bundle(
         return []
     bundle.status = FAILED
     bundle.error_code = result.code
+    return open_pages(session, bundle)
+
+
+def open_pages(session: Session, bundle: PageBundle) -> list[Page]:
+    """The open alerts `bundle` listed that have no outcome yet: a bundle that never reached
+    the phone leaves them not reached."""
     return list(
         session.scalars(
             select(Page)

@@ -7,11 +7,11 @@ import re
 from datetime import timedelta
 from itertools import pairwise
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.models import User
-from routing.models import CaseEvent, CaseEventKind, Dispatch, PageBundle
+from routing.models import CaseEvent, CaseEventKind, Dispatch, Page, PageBundle, PageOutcome
 from tests.alerting import Chain, Phone, pages
 from tests.conftest import T0, UserFactory
 from tests.intake.signed import Sender
@@ -153,3 +153,55 @@ def test_an_operator_who_texted_stop_is_called_past_the_cap_and_never_bundled(
     assert _bundles(db, chain.primary) == []
     db.refresh(chain.primary)
     assert chain.primary.page_cap_since is None
+
+
+def _listed(db: Session, bundle: PageBundle) -> list[Page]:
+    db.expire_all()
+    return list(db.scalars(select(Page).where(Page.bundle_id == bundle.id).order_by(Page.id)))
+
+
+def test_a_bundle_left_sending_by_a_crash_is_given_up_and_its_cases_not_reached(
+    sender: Sender, chain: Chain, phone: Phone, db: Session, twilio: TwilioStandIn
+) -> None:
+    _burst(sender)
+    [waiting] = [b for b in _bundles(db, chain.primary) if b.status == "pending"]
+    # A worker claimed it and died before Twilio answered.
+    db.execute(update(PageBundle).where(PageBundle.id == waiting.id).values(status="sending"))
+    db.commit()
+    texts = len(_bundle_texts(phone, chain.primary))
+    phone.tick(minutes=3)
+    [stuck] = [b for b in _bundles(db, chain.primary) if b.id == waiting.id]
+    assert stuck.status == "failed"
+    listed = _listed(db, stuck)
+    assert listed
+    assert {p.status for p in listed} == {"failed"}
+    assert {p.outcome for p in listed} == {PageOutcome.NOT_REACHED}
+    failed = [
+        e.data
+        for e in db.scalars(select(CaseEvent).where(CaseEvent.kind == CaseEventKind.PAGE_FAILED))
+    ]
+    assert {f["page_id"] for f in failed if f.get("stuck")} == {p.id for p in listed}
+    assert len(_bundle_texts(phone, chain.primary)) == texts  # never sent twice
+
+
+def test_a_bundle_twilio_reports_undelivered_leaves_its_cases_not_reached(
+    sender: Sender, chain: Chain, phone: Phone, db: Session, twilio: TwilioStandIn
+) -> None:
+    _burst(sender)
+    [sent] = [b for b in _bundles(db, chain.primary) if b.status == "sent"]
+    assert sent.provider_sid is not None
+    assert phone.message_status(sent.provider_sid, "undelivered", 30003).status_code < 300
+    [failed] = [b for b in _bundles(db, chain.primary) if b.id == sent.id]
+    assert failed.status == "failed"
+    assert failed.error_code == 30003
+    listed = _listed(db, failed)
+    assert [the_case_ref(db, p) for p in listed] == ["BS-2026-0016"]
+    assert {p.outcome for p in listed} == {PageOutcome.NOT_REACHED}
+    # Once: a repeated callback changes nothing.
+    before = len(list(db.scalars(select(CaseEvent))))
+    phone.message_status(sent.provider_sid, "undelivered", 30003)
+    assert len(list(db.scalars(select(CaseEvent)))) == before
+
+
+def the_case_ref(db: Session, page: Page) -> str:
+    return db.scalars(select(Dispatch.reference).where(Dispatch.id == page.dispatch_id)).one()
