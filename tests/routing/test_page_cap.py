@@ -11,8 +11,16 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.models import User
-from routing.models import CaseEvent, CaseEventKind, Dispatch, Page, PageBundle, PageOutcome
-from tests.alerting import Chain, Phone, pages
+from routing.models import (
+    CaseEvent,
+    CaseEventKind,
+    Dispatch,
+    DispatchState,
+    Page,
+    PageBundle,
+    PageOutcome,
+)
+from tests.alerting import Chain, Phone, dispatch_of, pages, reply_text
 from tests.conftest import T0, UserFactory
 from tests.intake.signed import Sender
 from tests.twilio_standin import TwilioStandIn
@@ -205,3 +213,16 @@ def test_a_bundle_twilio_reports_undelivered_leaves_its_cases_not_reached(
 
 def the_case_ref(db: Session, page: Page) -> str:
     return db.scalars(select(Dispatch.reference).where(Dispatch.id == page.dispatch_id)).one()
+
+
+def test_a_bare_reply_past_the_cap_answers_what_was_sent_and_a_reference_what_was_bundled(
+    sender: Sender, chain: Chain, phone: Phone, db: Session, twilio: TwilioStandIn
+) -> None:
+    _burst(sender)  # BS-2026-0016 went in the first bundle, 0017-0020 wait in the next
+    assert [b.status for b in _bundles(db, chain.primary)] == ["sent", "pending"]
+    assert "BS-2026-0016" in reply_text(phone.text(chain.primary, "1"))
+    assert dispatch_of(db, "BS-2026-0016").accepted_by_id == chain.primary.id
+    assert dispatch_of(db, "BS-2026-0020").state == DispatchState.OPEN
+    # Not yet sent, but named: the reply finds it all the same.
+    assert "BS-2026-0018" in reply_text(phone.text(chain.primary, "OK BS-18"))
+    assert dispatch_of(db, "BS-2026-0018").accepted_by_id == chain.primary.id
