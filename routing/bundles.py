@@ -29,6 +29,7 @@ from core.claims import Outcome, send_once
 from core.config import get_settings
 from core.models import Role, User, users_with_role
 from core.telephony import Telephony, TelephonyError
+from oncall.notifications import texting_coordinators
 from routing import alerts
 from routing.models import (
     Dispatch,
@@ -257,7 +258,11 @@ def tell_admins(session: Session, telephony: Telephony, now: datetime) -> dict[s
         return counts
     cap = get_settings().page_cap_per_hour
     sent = sent_last_hour(session, {user.id for user in capped}, now)
-    admins = [user for user in users_with_role(session, Role.ADMIN) if user.can_be_paged]
+    admins = [
+        user
+        for user in users_with_role(session, Role.ADMIN)
+        if user.can_be_paged and user.sms_opted_out_at is None
+    ] or texting_coordinators(session)  # no admin to text: the coordinators, not nobody
     status_url = get_settings().public_url + "/twilio/status"
     for operator in capped:
         since = operator.page_cap_since

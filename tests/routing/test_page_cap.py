@@ -226,3 +226,14 @@ def test_a_bare_reply_past_the_cap_answers_what_was_sent_and_a_reference_what_wa
     # Not yet sent, but named: the reply finds it all the same.
     assert "BS-2026-0018" in reply_text(phone.text(chain.primary, "OK BS-18"))
     assert dispatch_of(db, "BS-2026-0018").accepted_by_id == chain.primary.id
+
+
+def test_with_no_admin_to_text_the_coordinators_hear_of_the_cap(
+    sender: Sender, chain: Chain, phone: Phone, db: Session, make_user: UserFactory
+) -> None:
+    unverified = make_user(name="Ada Admin", roles=("admin",), provinces=(), verified=False)
+    _burst(sender)
+    phone.tick()
+    assert phone.sms_to(unverified) == []
+    [notice] = [t for t in phone.sms_to(chain.coordinator) if "Paola Primaria" in t]
+    assert "30" in notice
