@@ -271,6 +271,16 @@ def rota_managers(session: Session, province: str | None) -> list[User]:
     return [user for user in users_with_role(session, Role.COORDINATOR) if user.can_be_paged]
 
 
+def texting_coordinators(session: Session, *, excluding: int | None = None) -> list[User]:
+    """The coordinators an SMS notice can reach (verified phone, no STOP), by id: who hears
+    of it when nobody it is meant for can, rather than nobody."""
+    return [
+        user
+        for user in users_with_role(session, Role.COORDINATOR)
+        if user.can_be_paged and user.sms_opted_out_at is None and user.id != excluding
+    ]
+
+
 def _daily_due(now: datetime) -> bool:
     return now.astimezone(ROME).time() >= DAILY_AT
 
@@ -644,9 +654,12 @@ def tell_sms_opt_outs(session: Session, telephony: Telephony, now: datetime) -> 
         for province in provinces:
             for manager in rota_managers(session, province):
                 managers.setdefault(manager.id, manager)
-        for manager in managers.values():
-            if manager.id == operator.id or manager.sms_opted_out_at is not None:
-                continue
+        told = [
+            user
+            for user in managers.values()
+            if user.id != operator.id and user.sms_opted_out_at is None
+        ] or texting_coordinators(session, excluding=operator.id)
+        for manager in told:
             outcome = _send_to(
                 session,
                 telephony,

@@ -116,8 +116,9 @@ def page_cap_notice(admin: User, *, operator: User, cap: int) -> str:
     """To the admins, once per episode: an operator is past the hourly cap."""
     with force_locale(locale_of(admin)):
         return _(
-            "ALI: %(name)s has had %(cap)s alerts in the last hour; further ones go out bundled "
-            "in one SMS every 5 minutes. Check who else can take cases.",
+            "ALI: %(name)s has had %(cap)s alerts in the last hour; further texts go out "
+            "bundled in one SMS every 5 minutes (calls still ring). Check who else can take "
+            "cases.",
             name=operator.display_name,
             cap=cap,
         )

@@ -1,5 +1,6 @@
-"""The hourly page cap: past ALI_PAGE_CAP_PER_HOUR pages to one operator, further pages are
-bundled into one SMS every 5 minutes listing the references, never dropped.
+"""The hourly page cap: past ALI_PAGE_CAP_PER_HOUR pages to one operator, further SMS pages
+are bundled into one SMS every 5 minutes listing the references, never dropped. Calls are
+never bundled (they are still placed), nor anything of an operator who texted STOP.
 
 * Only what reached the operator's phone on its own counts (pages with a provider id sent in
   the last hour); a bundled page does not, so once the hour has slid past the burst, pages
@@ -28,8 +29,16 @@ from core.claims import Outcome, send_once
 from core.config import get_settings
 from core.models import Role, User, users_with_role
 from core.telephony import Telephony, TelephonyError
+from oncall.notifications import texting_coordinators
 from routing import alerts
-from routing.models import Dispatch, DispatchState, Page, PageBundle, PagePurpose
+from routing.models import (
+    Dispatch,
+    DispatchState,
+    Page,
+    PageBundle,
+    PageChannel,
+    PagePurpose,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +69,22 @@ def sent_last_hour(session: Session, operator_ids: set[int], now: datetime) -> d
 
 
 def past_the_cap(session: Session, batch: Sequence[Page], now: datetime) -> set[int]:
-    """Ids of the pages of `batch` (in order) that would take their operator past the cap."""
+    """Ids of the SMS pages of `batch` (in order) that would take their operator past the cap.
+
+    A call is never bundled: a ringing phone is what wakes someone at 3 a.m., and the cap is
+    about SMS floods (a call past it still counts, it reached the phone). Nothing is bundled
+    for an operator who texted STOP: Twilio would refuse the bundle (21610) and calls reach
+    them."""
     cap = get_settings().page_cap_per_hour
     counts = sent_last_hour(session, {page.operator_id for page in batch}, now)
     over: set[int] = set()
     for page in batch:
         sent = counts.get(page.operator_id, 0)
-        if sent >= cap:
+        if (
+            sent >= cap
+            and page.channel == PageChannel.SMS
+            and page.operator.sms_opted_out_at is None
+        ):
             over.add(page.id)
         else:
             counts[page.operator_id] = sent + 1
@@ -203,6 +221,12 @@ def record_bundle(
         return []
     bundle.status = FAILED
     bundle.error_code = result.code
+    return open_pages(session, bundle)
+
+
+def open_pages(session: Session, bundle: PageBundle) -> list[Page]:
+    """The open alerts `bundle` listed that have no outcome yet: a bundle that never reached
+    the phone leaves them not reached."""
     return list(
         session.scalars(
             select(Page)
@@ -234,7 +258,11 @@ def tell_admins(session: Session, telephony: Telephony, now: datetime) -> dict[s
         return counts
     cap = get_settings().page_cap_per_hour
     sent = sent_last_hour(session, {user.id for user in capped}, now)
-    admins = [user for user in users_with_role(session, Role.ADMIN) if user.can_be_paged]
+    admins = [
+        user
+        for user in users_with_role(session, Role.ADMIN)
+        if user.can_be_paged and user.sms_opted_out_at is None
+    ] or texting_coordinators(session)  # no admin to text: the coordinators, not nobody
     status_url = get_settings().public_url + "/twilio/status"
     for operator in capped:
         since = operator.page_cap_since

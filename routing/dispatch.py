@@ -492,7 +492,9 @@ def _outgoing(
             bundles.add_to_bundle(session, page, now)
             bundled = True
             continue
-        if page.operator.page_cap_since is not None:
+        if page.operator.page_cap_since is not None and page.channel == PageChannel.SMS:
+            # An SMS going out on its own is under the cap; a call past it is placed anyway
+            # and does not end the episode.
             bundles.under_the_cap(page.operator)
         if page.channel == PageChannel.SMS:
             body = _sms_text(page, Channel(channels[page.dispatch.case_id]))
@@ -535,25 +537,50 @@ def send_bundles(session: Session, telephony: Telephony, now: datetime) -> int:
             if bundle is not None:
                 mark_sms_opted_out(session, bundle.operator, now, via="error_21610")
         if isinstance(result, TelephonyError) and not result.retryable:
-            for page in unreached:
-                page.status = FAILED
-                page.error_code = result.code
-                _page_event(
-                    session,
-                    page,
-                    CaseEventKind.PAGE_FAILED,
-                    now,
-                    actor=SYSTEM,
-                    error_code=result.code,
-                    bundled=True,
-                )
-                follow_up.merge(_unreached(session, page, now))
+            follow_up.merge(
+                _bundle_unreached(session, unreached, now, actor=SYSTEM, error_code=result.code)
+            )
+        if isinstance(result, str):
+            # A status callback may have come before we knew the sid: catch up with it.
+            early = session.get(DeliveryStatus, result)
+            if early is not None:
+                follow_up.merge(page_status_changed(session, early, now))
         session.commit()
         if isinstance(result, str):
             sent += 1
         if follow_up:
             run_follow_up(session, telephony, now, follow_up)
     return sent
+
+
+def _bundle_unreached(
+    session: Session,
+    pages: list[Page],
+    now: datetime,
+    *,
+    actor: str,
+    error_code: int | None,
+    **extra: object,
+) -> FollowUp:
+    """The pages of a bundle that never reached the phone: each failed and not reached, the
+    same path as a failed page of its own (the fallback call, or the step skipped)."""
+    follow_up = FollowUp()
+    for page in pages:
+        page.status = FAILED
+        page.error_code = error_code
+        page.updated_at = now
+        _page_event(
+            session,
+            page,
+            CaseEventKind.PAGE_FAILED,
+            now,
+            actor=actor,
+            error_code=error_code,
+            bundled=True,
+            **extra,
+        )
+        follow_up.merge(_unreached(session, page, now))
+    return follow_up
 
 
 def _request(
@@ -600,15 +627,40 @@ def _give_up_stuck(session: Session, now: datetime) -> None:
             )
         )
     )
-    if not stuck:
-        return
     for page in stuck:
         page.status = FAILED
         page.updated_at = now
         _page_event(session, page, CaseEventKind.PAGE_FAILED, now, actor=SYSTEM, stuck=True)
         _unreached(session, page, now)
+    # A bundle likewise (never sent twice): the pages it listed are not reached.
+    stuck_bundles = list(
+        session.scalars(
+            select(PageBundle).where(
+                PageBundle.status == bundles.SENDING,
+                PageBundle.provider_sid.is_(None),
+                PageBundle.updated_at < now - STUCK_AFTER,
+            )
+        )
+    )
+    for bundle in stuck_bundles:
+        bundle.status = bundles.FAILED
+        bundle.updated_at = now
+        _bundle_unreached(
+            session,
+            bundles.open_pages(session, bundle),
+            now,
+            actor=SYSTEM,
+            error_code=None,
+            stuck=True,
+        )
+    if not stuck and not stuck_bundles:
+        return
     session.commit()
-    log.warning("%s page(s) stuck in sending given up as not reached", len(stuck))
+    log.warning(
+        "%s page(s) and %s bundle(s) stuck in sending given up as not reached",
+        len(stuck),
+        len(stuck_bundles),
+    )
 
 
 def _record_sent(
@@ -743,7 +795,7 @@ def page_status_changed(session: Session, row: DeliveryStatus, now: datetime) ->
     puts the person out of reach for this step."""
     page = session.scalar(select(Page).where(Page.provider_sid == row.sid))
     if page is None:
-        return FollowUp()
+        return _bundle_status_changed(session, row, now)
     if page.status != row.status:
         page.status = row.status
         page.updated_at = now
@@ -758,6 +810,29 @@ def page_status_changed(session: Session, row: DeliveryStatus, now: datetime) ->
         # A completed call with no keypress: a human hung up, or nobody pressed a key.
         return _unreached(session, page, now)
     return FollowUp()
+
+
+def _bundle_status_changed(session: Session, row: DeliveryStatus, now: datetime) -> FollowUp:
+    """A provider status for a bundle: undelivered or failed, the open alerts it listed were
+    not reached (their fallback call, or the step skipped), once."""
+    bundle = session.scalar(select(PageBundle).where(PageBundle.provider_sid == row.sid))
+    if bundle is None or bundle.status == bundles.FAILED:
+        return FollowUp()
+    if row.error_code == SMS_OPTED_OUT:
+        mark_sms_opted_out(session, bundle.operator, now, via="error_21610")
+    if row.status not in TERMINAL_FAILURES:
+        return FollowUp()
+    bundle.status = bundles.FAILED
+    bundle.error_code = row.error_code
+    bundle.updated_at = now
+    return _bundle_unreached(
+        session,
+        bundles.open_pages(session, bundle),
+        now,
+        actor="twilio",
+        error_code=row.error_code,
+        delivery=row.status,
+    )
 
 
 def machine_answered(session: Session, page: Page, answered_by: str, now: datetime) -> FollowUp:

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.formatting import local_date
@@ -20,7 +20,15 @@ from core.models import SentNotification, User
 from routing import alerts
 from routing.dispatch import CANCELED, PENDING, Answer, FollowUp, answer_alert
 from routing.lifecycle import record_event
-from routing.models import CaseEventKind, Dispatch, DispatchState, Page, PageChannel, PagePurpose
+from routing.models import (
+    CaseEventKind,
+    Dispatch,
+    DispatchState,
+    Page,
+    PageBundle,
+    PageChannel,
+    PagePurpose,
+)
 
 ACCEPT_WORDS = frozenset({"1", "OK", "SI", "SÌ", "SÍ", "ACK"})
 DECLINE_WORDS = frozenset({"2", "NO"})
@@ -93,10 +101,12 @@ def answer_sms(
 
 
 def _alert_pages(user: User, now: datetime) -> Select[Page]:
-    """Alerts that reached (or are reaching) this operator's phone, latest first."""
+    """Alerts that reached (or are reaching) this operator's phone, latest sent first (a
+    page past the hourly cap when its bundle went out, one of its own when it did)."""
     return (
         select(Page)
         .join(Dispatch, Dispatch.id == Page.dispatch_id)
+        .outerjoin(PageBundle, PageBundle.id == Page.bundle_id)
         .where(
             Page.operator_id == user.id,
             Page.channel == PageChannel.SMS,  # the text this reply answers
@@ -105,7 +115,10 @@ def _alert_pages(user: User, now: datetime) -> Select[Page]:
             Page.status.not_in([PENDING, CANCELED]),
             Page.created_at >= now - ALERT_MEMORY,
         )
-        .order_by(Page.created_at.desc(), Page.id.desc())
+        .order_by(
+            func.coalesce(PageBundle.sent_at, Page.sent_at, Page.created_at).desc(),
+            Page.id.desc(),
+        )
     )
 
 
@@ -114,6 +127,10 @@ def _target_page(session: Session, user: User, reference: str | None, now: datet
     query = _alert_pages(user, now)
     if reference is not None:
         query = query.where(Dispatch.reference == reference)
+    else:
+        # A bare reply answers a text the phone got: not a page still waiting in its bundle
+        # (the bundle names the references; a reply naming one still finds it).
+        query = query.where(or_(Page.bundle_id.is_(None), PageBundle.sent_at.is_not(None)))
     return session.scalars(query.limit(1)).first()
 
 

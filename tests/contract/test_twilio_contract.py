@@ -284,13 +284,14 @@ def test_a_bundle_of_pages_past_the_hourly_cap_is_valid(
     sender: Sender, chain: Chain, db: Session, sent: list[Sent], prism: Prism
 ) -> None:
     sender.post(EMERGENCY)
+    sender.post(EMERGENCY | {"external_id": "NV-c2"})  # its SMS is past the cap (calls never)
 
     [bundle] = db.scalars(select(PageBundle)).all()
     assert bundle.status == "sent"
     assert bundle.provider_sid
     bodies = [r.form["Body"][0] for r in sent if r.path == f"{ACCOUNT}/Messages.json"]
     assert len(bodies) == 2
-    assert "BS-2026-0001" in bodies[1]
+    assert "BS-2026-0002" in bodies[1]
     assert_all_accepted(sent, prism)
 
 

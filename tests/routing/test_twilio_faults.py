@@ -191,3 +191,17 @@ def test_an_sms_only_step_calls_an_operator_who_opted_out(
     assert phone.sms_to(chain.primary) == []
     assert len(phone.calls_to(chain.primary)) == 1
     assert [p.channel.value for p in pages(db)] == ["voice"]
+
+
+def test_when_no_rota_manager_can_get_the_stop_notice_the_coordinators_do(
+    chain: Chain, manager: User, phone: Phone, db: Session
+) -> None:
+    manager.sms_opted_out_at = T0  # the only rota manager of BS texted STOP too
+    db.commit()
+    phone.text(chain.primary, "STOP")
+    phone.tick()
+    assert phone.sms_to(manager) == []
+    notices = phone.sms_to(chain.coordinator)
+    assert any("Paola Primaria" in text and "STOP" in text for text in notices)
+    phone.tick(minutes=1)
+    assert phone.sms_to(chain.coordinator) == notices  # once
