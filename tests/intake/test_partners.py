@@ -18,6 +18,7 @@ from intake.models import Partner
 from intake.partners import partner_for_phone
 from tests.alerting import Chain, Phone, reply_text
 from tests.conftest import FROM_NUMBER, PUBLIC_URL, UserFactory, csrf_token, login
+from tests.intake.test_partner_line import Line, says
 
 
 def partners(db: Session) -> list[Partner]:
@@ -169,6 +170,19 @@ def test_a_partner_added_in_the_page_is_recognised_on_its_next_text(
     )
     assert reply_text(answer).startswith("Segnalazione ricevuta, rif. BS-2026-0001.")
     assert len(phone.sms_to(chain.primary)) == 1
+
+
+def test_a_partner_added_in_the_page_skips_the_menu_on_its_next_call(
+    coordinator: FlaskClient, chain: Chain, phone: Phone
+) -> None:
+    post_form(coordinator, "/partners", QUESTURA)
+    greeting = Line(phone.hooks, "+390305550102").call()
+    gather = greeting.find("Gather")
+    assert gather is not None
+    assert gather.get("numDigits") == "1"  # only 9, for English: no province menu
+    spoken = " ".join(text for text, _voice in says(gather))
+    assert "provincia di Brescia" in spoken
+    assert "prema" not in spoken  # the menu says "Per Bergamo prema 1."
 
 
 # --- ali partners import ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ from core.config import SettingsError, get_settings, load_settings
 from core.models import AuditEntry
 from core.scheduler import run_job
 from intake.models import CallOutcome, Handoff, InboundText, PartnerCall
+from intake.reports import month_of, report_for, to_csv
 from intake.retention import months_before
 from routing.lifecycle import add_note, change_status
 from routing.models import Case, CaseEvent, CaseStatus
@@ -284,14 +285,25 @@ def test_a_months_report_is_the_same_before_and_after_pseudonymisation(
     # made[3] stays open.
     before = report_rows(db)
     figures_before = figures(db)
+    report_before = funders_report(app, db, clock.now())
 
     clock.advance(timedelta(days=3 * 365))
     counts = retention_job(app)
     assert (counts["cases_pseudonymised"], counts["not_pertinent_tombstoned"]) == (2, 1)
     assert report_rows(db) == before
     assert figures(db) == figures_before
+    assert funders_report(app, db, made[0].created_at) == report_before
     db.expire_all()
     assert db.get(Case, made[3].id).summary == SUMMARY  # type: ignore[union-attr]
+
+
+def funders_report(app: Flask, db: Session, at: datetime) -> str:
+    """The month's report as `ali report` writes it (CSV), every measure."""
+    with app.app_context():
+        month = month_of(at)
+        report = report_for(db, month, get_settings().provinces)
+    assert report.rows
+    return to_csv(report)
 
 
 def figures(db: Session) -> dict[str, list[tuple[Any, ...]]]:
