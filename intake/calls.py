@@ -175,6 +175,18 @@ def rung(session: Session, call: PartnerCall, attempt: int) -> User | None:
     return users_by_id(session, [call.chain[attempt]]).get(call.chain[attempt])
 
 
+def reachable_person(session: Session, call: PartnerCall, now: datetime) -> User | None:
+    """The person to ring at the call's attempt, moving the attempt past anyone with no phone
+    (or no longer a user): one of them must not end the chain. None past its end."""
+    while 0 <= call.attempt < len(call.chain):
+        person = rung(session, call, call.attempt)
+        if person is not None and person.phone:
+            return person
+        call.attempt += 1
+        call.updated_at = now
+    return None
+
+
 # --- outcomes ----------------------------------------------------------------------------------
 
 

@@ -249,7 +249,7 @@ def _forward(call: PartnerCall) -> Response:
 def _ring(call: PartnerCall, *, before: Sequence[Spoken] = ()) -> Response:
     """Ring the person of the call's current attempt, or ask for a message past the end."""
     session = get_session()
-    person = calls.rung(session, call, call.attempt)
+    person = calls.reachable_person(session, call, clock_now())
     if person is None or not person.phone:
         calls.start_recording(call, clock_now())
         session.commit()
@@ -267,6 +267,7 @@ def _ring(call: PartnerCall, *, before: Sequence[Spoken] = ()) -> Response:
             max_seconds=RECORD_MAX_SECONDS,
             after=_url(call, "recorded"),
         )
+    session.commit()  # the attempt may have moved past people without a phone
     settings = get_settings()
     return dial_one(
         person.phone,

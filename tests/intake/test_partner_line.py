@@ -426,6 +426,24 @@ def test_a_caller_who_hangs_up_while_it_rings_is_a_missed_call_case(
     assert len(phone.sms_to(chain.primary)) == 1
 
 
+def test_an_operator_without_a_phone_is_skipped_and_the_next_one_is_rung(
+    line: Line, phone: Phone, chain: Chain, db: Session
+) -> None:
+    first = line.keys(line.call(), "2")
+    assert dialled_number(first) == chain.primary.phone
+    # While the primary's phone rings, the backup's number is removed from their account.
+    chain.backup.phone = None
+    db.commit()
+
+    after = line.dial_ended(first, "no-answer")
+
+    assert tags(after) == ["Dial"]
+    assert dialled_number(after) == chain.coordinator.phone
+    assert the_call(db, line).attempt == 2
+    # The coordinator's leg ends unanswered too: now, and only now, a message is asked for.
+    assert "Record" in tags(line.dial_ended(after, "no-answer"))
+
+
 def test_the_caller_number_is_encrypted_at_rest(line: Line, db: Session, engine: Engine) -> None:
     line.call()
     with engine.connect() as conn:
