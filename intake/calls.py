@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -304,6 +304,48 @@ def attach_recording(
     if seconds is not None and call.recording_sid == sid:
         call.recording_seconds = seconds
     call.updated_at = now
+
+
+# A call still forwarding or recording with no word from Twilio for this long has lost its
+# callbacks (the longest step, a 3-minute message, is well within it): nothing else would
+# ever open its case.
+STALLED_AFTER = timedelta(minutes=10)
+STALLED = (CallOutcome.FORWARDING, CallOutcome.RECORDING)
+
+
+def stalled_calls(session: Session, now: datetime) -> list[int]:
+    """Ids of the calls Twilio left forwarding or recording without a case."""
+    return list(
+        session.scalars(
+            select(PartnerCall.id)
+            .where(
+                PartnerCall.outcome.in_(STALLED),
+                PartnerCall.case_id.is_(None),
+                PartnerCall.updated_at < now - STALLED_AFTER,
+            )
+            .order_by(PartnerCall.id)
+        )
+    )
+
+
+def recover_stalled_call(session: Session, call_id: int, now: datetime) -> FollowUp:
+    """A stalled call becomes the urgent missed-call case it would have been (with its
+    message, if one was attached), paged like any other. A callback that came in meanwhile
+    wins: the row is locked and checked again."""
+    call = locked_call(session, call_id)
+    if (
+        call is None
+        or call.outcome not in STALLED
+        or call.case_id is not None
+        or call.updated_at >= now - STALLED_AFTER
+    ):
+        return FollowUp()
+    log.warning(
+        "partner line: call %s had no callback for %s, opening its case",
+        call.id,
+        now - call.updated_at,
+    )
+    return nobody_took_call(session, call, now)
 
 
 def nobody_took_call(session: Session, call: PartnerCall, now: datetime) -> FollowUp:

@@ -23,6 +23,7 @@ from core import audit
 from core.clock import ROME
 from core.config import get_settings
 from core.telephony import Telephony
+from intake.calls import STALLED
 from intake.models import (
     Handoff,
     InboundText,
@@ -230,6 +231,9 @@ def forget_caseless_callers(
         PartnerCall.case_id.is_(None),
         PartnerCall.caller_phone.is_not(None),
         PartnerCall.started_at < now - timedelta(days=days),
+        # A call stalled in forwarding or recording still owes its caller a case (the
+        # stalled-calls job opens it): its number is never forgotten before that.
+        PartnerCall.outcome.not_in(STALLED),
     )
     if dry_run:
         return session.scalar(select(func.count()).where(*due)) or 0

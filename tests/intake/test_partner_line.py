@@ -21,6 +21,7 @@ from core.config import load_settings
 from core.models import AuditEntry, User
 from core.scheduler import run_job
 from intake.models import CallOutcome, Partner, PartnerCall, PartnerPhone, ReporterType
+from intake.retention import forget_caseless_callers
 from routing.models import Case, CaseEvent, Page
 from tests.alerting import Chain, Phone, on_shift
 from tests.conftest import FROM_NUMBER, PUBLIC_URL, UserFactory, ali_environ, login
@@ -442,6 +443,37 @@ def test_an_operator_without_a_phone_is_skipped_and_the_next_one_is_rung(
     assert the_call(db, line).attempt == 2
     # The coordinator's leg ends unanswered too: now, and only now, a message is asked for.
     assert "Record" in tags(line.dial_ended(after, "no-answer"))
+
+
+def test_a_call_whose_callbacks_never_come_becomes_a_paged_missed_call_case(
+    line: Line, phone: Phone, chain: Chain, db: Session, clock: FrozenClock, app: Flask
+) -> None:
+    line.keys(line.call(), "2")  # the primary rings; then Twilio says nothing more
+    job = app.extensions["ali.jobs"]["intake.stalled_calls"]
+    assert job.seconds == 60
+
+    clock.advance(timedelta(minutes=9))
+    assert run_job(app, job) == 0
+    assert cases(db) == []
+    clock.advance(timedelta(minutes=2))
+    assert run_job(app, job) == 1
+
+    [case] = cases(db)
+    assert (case.urgency, case.caller_phone, case.province) == ("urgent", STRANGER, "BS")
+    assert the_call(db, line).outcome == CallOutcome.MISSED
+    assert len(phone.sms_to(chain.primary)) == 1  # paged at once, escalated from there
+    assert run_job(app, job) == 0  # once
+
+
+def test_a_stalled_call_keeps_its_callers_number_past_the_menus_retention(
+    line: Line, db: Session, clock: FrozenClock
+) -> None:
+    line.keys(line.call(), "2")
+    clock.advance(timedelta(days=400))
+    forgotten = forget_caseless_callers(db, now=clock.now(), days=90)
+    db.commit()
+    assert forgotten == 0
+    assert the_call(db, line).caller_phone == STRANGER
 
 
 def test_the_caller_number_is_encrypted_at_rest(line: Line, db: Session, engine: Engine) -> None:
