@@ -4,7 +4,6 @@ days, and the cases opened this week. Scoped like the pages they summarise."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +18,7 @@ from core.config import get_settings
 from core.dashboard import Panel, register_panel
 from core.formatting import local_date, local_midnight
 from core.models import User, users_by_id
-from intake.workspace import CaseFilter, Lateness, can_enter_cases, list_cases
+from intake.workspace import can_enter_cases, unaccepted_cases
 from oncall.chain import Gap, all_gaps, province_schedule
 from oncall.notifications import gap_window
 from oncall.rota_page import RESOLVED_AHEAD, on_call_now
@@ -38,9 +37,8 @@ def _sees_cases(user: User) -> bool:
 def unaccepted_panel(session: Session, user: User, now: datetime) -> dict[str, Any] | None:
     if not _sees_cases(user):
         return None
-    found = list_cases(session, user, CaseFilter(unaccepted=True))
-    counts = Counter(item.lateness for item in found.cases)
-    listed = found.cases[:LISTED]
+    found = unaccepted_cases(session, user, LISTED)
+    listed = found.cases
     if listed:  # a read of cases, audited like the case list's (nothing shown: nothing read)
         audit.record(
             session,
@@ -53,8 +51,8 @@ def unaccepted_panel(session: Session, user: User, now: datetime) -> dict[str, A
         )
     return {
         "total": found.total,
-        "red": counts[Lateness.RED],
-        "amber": counts[Lateness.AMBER],
+        "red": found.red,
+        "amber": found.amber,
         "cases": listed,
     }
 
