@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import Role, User, users_by_id, users_with_role
+from core.text import small_int
 from intake.models import CallOutcome, Partner, PartnerCall
 from intake.partners import partner_for_phone
 from intake.services import BroughtBy, OpenedCase, open_case
@@ -111,9 +112,9 @@ def menu_code(index: int, served: Sequence[str]) -> str:
 
 def province_of_keys(digits: str, served: Sequence[str]) -> str | None:
     """The served province these keys choose, or None for keys that choose none."""
-    if not digits.isdigit() or len(digits) > len(menu_code(len(served) - 1, served)):
+    number = small_int(digits, digits=len(menu_code(len(served) - 1, served)))
+    if number is None:
         return None
-    number = int(digits)
     return served[number - 1] if 1 <= number <= len(served) else None
 
 

@@ -27,6 +27,7 @@ from core.db import get_session
 from core.models import User
 from core.phones import InvalidPhone, normalise_phone
 from core.provinces import lookup_province
+from core.text import small_int
 from core.twilio import (
     Spoken,
     bridge,
@@ -72,7 +73,7 @@ def _province_name(sigla: str | None) -> str:
 
 def _form_int(name: str) -> int | None:
     value = request.form.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 7 else None
+    return small_int(value, digits=6)
 
 
 def _call(call_id: int) -> PartnerCall:
@@ -282,9 +283,10 @@ def _ring(call: PartnerCall, *, before: Sequence[Spoken] = ()) -> Response:
 
 def _attempt() -> int:
     value = request.args.get("attempt", "")
-    if not value.isdigit() or len(value) > 4:
+    number = small_int(value, digits=4)
+    if number is None:
         abort(404)
-    return int(value)
+    return number
 
 
 @bp.post("/<int:call_id>/dialled")

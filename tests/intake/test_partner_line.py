@@ -696,3 +696,11 @@ def test_the_retention_period_is_counted_in_real_time_across_the_october_clock_c
     assert run_job(app, job) == 0
     clock.set(datetime(2026, 11, 9, 10, 1, tzinfo=UTC))
     assert run_job(app, job) == 1
+
+
+def test_odd_digits_in_an_attempt_are_not_found(line: Line, db: Session) -> None:
+    line.keys(line.call(), "2")
+    call = the_call(db, line)
+    for odd in ("%C2%B2", "99999"):  # "²", as Twilio would send it in the URL
+        response = line.step(f"{VOICE}/{call.id}/dialled?attempt={odd}", DialCallStatus="busy")
+        assert response.status_code == 404
