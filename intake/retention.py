@@ -32,7 +32,7 @@ from intake.models import (
     PlacementEntry,
     PlacementReason,
 )
-from intake.recordings import BATCH, count_expired_recordings, delete_expired_recordings
+from intake.recordings import count_expired_recordings, delete_recordings_batch
 from intake.services import TOMBSTONE_PREFIX, tombstone_id
 from intake.sms import purge_raw_texts
 from routing.models import Case, CaseEvent, CaseEventKind, CaseStatus
@@ -319,9 +319,10 @@ def run_retention(
         session.commit()
         recordings = 0
         while True:
-            deleted = delete_expired_recordings(session, telephony, now)
-            recordings += deleted
-            if deleted < BATCH:
+            # Failed ones are left out of the next batch: go on while batches are full.
+            batch = delete_recordings_batch(session, telephony, now)
+            recordings += batch.deleted
+            if not batch.full:
                 break
     counts = RetentionCounts(
         cases_pseudonymised=cases.cases_pseudonymised,

@@ -20,8 +20,9 @@ from core.clock import FrozenClock
 from core.config import load_settings
 from core.models import AuditEntry, User
 from core.scheduler import run_job
+from intake import recordings
 from intake.models import CallOutcome, Partner, PartnerCall, PartnerPhone, ReporterType
-from intake.retention import forget_caseless_callers
+from intake.retention import forget_caseless_callers, run_retention
 from routing.models import Case, CaseEvent, Page
 from tests.alerting import Chain, Phone, on_shift
 from tests.conftest import FROM_NUMBER, PUBLIC_URL, UserFactory, ali_environ, login
@@ -704,3 +705,58 @@ def test_odd_digits_in_an_attempt_are_not_found(line: Line, db: Session) -> None
     for odd in ("%C2%B2", "99999"):  # "²", as Twilio would send it in the URL
         response = line.step(f"{VOICE}/{call.id}/dialled?attempt={odd}", DialCallStatus="busy")
         assert response.status_code == 404
+
+
+def test_a_recording_whose_deletion_keeps_failing_does_not_block_the_later_ones(
+    phone: Phone,
+    chain: Chain,
+    twilio: TwilioStandIn,
+    db: Session,
+    clock: FrozenClock,
+    app: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recordings, "BATCH", 1)  # a batch of one stands for a batch of 100
+    first, second = Line(phone.hooks, STRANGER), Line(phone.hooks, PARTNER_PHONE)
+    leave_a_message(first, twilio)
+    leave_a_message(second, twilio)
+    job = app.extensions["ali.jobs"]["intake.recordings_retention"]
+    clock.advance(timedelta(days=31))
+
+    twilio.fail_next(1, 500)
+    assert run_job(app, job) == 0  # the oldest failed: tried again in an hour, not next run
+    assert run_job(app, job) == 1
+    assert (
+        the_call(db, first).recording_deleted_at,
+        the_call(db, second).recording_deleted_at,
+    ) == (
+        None,
+        clock.now(),
+    )
+    assert run_job(app, job) == 0
+    clock.advance(timedelta(minutes=61))
+    assert run_job(app, job) == 1
+    assert the_call(db, first).recording_deleted_at == clock.now()
+    failed = db.scalars(select(AuditEntry).where(AuditEntry.action == "delete_failed")).one()
+    assert (failed.object_type, failed.object_id) == ("recording", str(the_call(db, first).id))
+
+
+def test_the_retention_run_goes_past_batches_that_failed(
+    phone: Phone,
+    chain: Chain,
+    twilio: TwilioStandIn,
+    db: Session,
+    clock: FrozenClock,
+    app: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recordings, "BATCH", 1)
+    lines = [Line(phone.hooks, STRANGER), Line(phone.hooks, PARTNER_PHONE)]
+    for each in lines:
+        leave_a_message(each, twilio)
+    clock.advance(timedelta(days=31))
+    twilio.fail_next(1, 500)
+    with app.app_context():
+        counts = run_retention(db, app.extensions["ali.telephony"], now=clock.now())
+    assert counts.recordings_deleted == 1
+    assert [the_call(db, each).recording_deleted_at for each in lines] == [None, clock.now()]
