@@ -32,6 +32,7 @@ from core.formatting import local_date, local_midnight
 from core.forms import UserForm
 from core.models import Role, User
 from core.nav import NavItem, register_nav
+from core.text import small_int
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PER_PAGE = 50
@@ -242,9 +243,9 @@ def _read_filter() -> tuple[audit.AuditFilter, dict[str, str]]:
     }
     actor_id: int | None = None
     if values["user"]:
-        if not values["user"].isdigit():
+        actor_id = small_int(values["user"])
+        if actor_id is None:
             raise _FilterError("user")
-        actor_id = int(values["user"])
     start_day, end_day = _parse_day("from"), _parse_day("to")
     if start_day and end_day and end_day < start_day:
         raise _FilterError("to")
@@ -279,7 +280,7 @@ def audit_log() -> tuple[str, int]:
         )
         status = 400
     page = request.args.get("page", "1")
-    page_number = int(page) if page.isdigit() and int(page) > 0 else 1
+    page_number = max(1, small_int(page, digits=6) or 1)
     entries, total = audit.search(db, wanted, page=page_number, per_page=PER_PAGE)
     names = {person.id: person.display_name for person in people}
     last_page = max(1, -(-total // PER_PAGE))

@@ -36,3 +36,14 @@ def has_control(value: str, allowed: str = "") -> bool:
 
 def remove_controls(value: str, allowed: str = "") -> str:
     return _pattern(allowed).sub("", value)
+
+
+def small_int(value: str | None, digits: int = 9) -> int | None:
+    """`value` as a non-negative int of at most `digits` ASCII digits, else None.
+
+    `str.isdigit()` accepts "²" (int() then raises) and any length (a DataError on
+    PostgreSQL's integer columns); nine digits always fit one.
+    """
+    if value is None or not re.fullmatch(rf"[0-9]{{1,{digits}}}", value):
+        return None
+    return int(value)

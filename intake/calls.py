@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import Role, User, users_by_id, users_with_role
+from core.text import small_int
 from intake.models import CallOutcome, Partner, PartnerCall
 from intake.partners import partner_for_phone
 from intake.services import BroughtBy, OpenedCase, open_case
@@ -111,9 +112,9 @@ def menu_code(index: int, served: Sequence[str]) -> str:
 
 def province_of_keys(digits: str, served: Sequence[str]) -> str | None:
     """The served province these keys choose, or None for keys that choose none."""
-    if not digits.isdigit() or len(digits) > len(menu_code(len(served) - 1, served)):
+    number = small_int(digits, digits=len(menu_code(len(served) - 1, served)))
+    if number is None:
         return None
-    number = int(digits)
     return served[number - 1] if 1 <= number <= len(served) else None
 
 
@@ -173,6 +174,18 @@ def rung(session: Session, call: PartnerCall, attempt: int) -> User | None:
     if not 0 <= attempt < len(call.chain):
         return None
     return users_by_id(session, [call.chain[attempt]]).get(call.chain[attempt])
+
+
+def reachable_person(session: Session, call: PartnerCall, now: datetime) -> User | None:
+    """The person to ring at the call's attempt, moving the attempt past anyone with no phone
+    (or no longer a user): one of them must not end the chain. None past its end."""
+    while 0 <= call.attempt < len(call.chain):
+        person = rung(session, call, call.attempt)
+        if person is not None and person.phone:
+            return person
+        call.attempt += 1
+        call.updated_at = now
+    return None
 
 
 # --- outcomes ----------------------------------------------------------------------------------
@@ -292,6 +305,48 @@ def attach_recording(
     if seconds is not None and call.recording_sid == sid:
         call.recording_seconds = seconds
     call.updated_at = now
+
+
+# A call still forwarding or recording with no word from Twilio for this long has lost its
+# callbacks (the longest step, a 3-minute message, is well within it): nothing else would
+# ever open its case.
+STALLED_AFTER = timedelta(minutes=10)
+STALLED = (CallOutcome.FORWARDING, CallOutcome.RECORDING)
+
+
+def stalled_calls(session: Session, now: datetime) -> list[int]:
+    """Ids of the calls Twilio left forwarding or recording without a case."""
+    return list(
+        session.scalars(
+            select(PartnerCall.id)
+            .where(
+                PartnerCall.outcome.in_(STALLED),
+                PartnerCall.case_id.is_(None),
+                PartnerCall.updated_at < now - STALLED_AFTER,
+            )
+            .order_by(PartnerCall.id)
+        )
+    )
+
+
+def recover_stalled_call(session: Session, call_id: int, now: datetime) -> FollowUp:
+    """A stalled call becomes the urgent missed-call case it would have been (with its
+    message, if one was attached), paged like any other. A callback that came in meanwhile
+    wins: the row is locked and checked again."""
+    call = locked_call(session, call_id)
+    if (
+        call is None
+        or call.outcome not in STALLED
+        or call.case_id is not None
+        or call.updated_at >= now - STALLED_AFTER
+    ):
+        return FollowUp()
+    log.warning(
+        "partner line: call %s had no callback for %s, opening its case",
+        call.id,
+        now - call.updated_at,
+    )
+    return nobody_took_call(session, call, now)
 
 
 def nobody_took_call(session: Session, call: PartnerCall, now: datetime) -> FollowUp:

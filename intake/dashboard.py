@@ -5,7 +5,6 @@ pages they summarise."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +21,7 @@ from core.formatting import local_date, local_midnight
 from core.models import User, users_by_id
 from intake.models import ShelterKind
 from intake.shelters import free_beds_by_province
-from intake.workspace import CaseFilter, Lateness, can_enter_cases, list_cases
+from intake.workspace import can_enter_cases, unaccepted_cases
 from oncall.chain import Gap, all_gaps, province_schedule
 from oncall.notifications import gap_window
 from oncall.rota_page import RESOLVED_AHEAD, on_call_now
@@ -41,9 +40,8 @@ def _sees_cases(user: User) -> bool:
 def unaccepted_panel(session: Session, user: User, now: datetime) -> dict[str, Any] | None:
     if not _sees_cases(user):
         return None
-    found = list_cases(session, user, CaseFilter(unaccepted=True))
-    counts = Counter(item.lateness for item in found.cases)
-    listed = found.cases[:LISTED]
+    found = unaccepted_cases(session, user, LISTED)
+    listed = found.cases
     if listed:  # a read of cases, audited like the case list's (nothing shown: nothing read)
         audit.record(
             session,
@@ -56,8 +54,8 @@ def unaccepted_panel(session: Session, user: User, now: datetime) -> dict[str, A
         )
     return {
         "total": found.total,
-        "red": counts[Lateness.RED],
-        "amber": counts[Lateness.AMBER],
+        "red": found.red,
+        "amber": found.amber,
         "cases": listed,
     }
 

@@ -25,7 +25,7 @@ from core.db import get_session
 from core.formatting import LocalTimeError, parse_instant
 from core.models import Role, User
 from core.nav import NavItem, register_nav
-from core.text import has_control
+from core.text import has_control, small_int
 from intake.models import ExitReason, Placement, PlacementEntry, Shelter, ShelterKind, TargetGroup
 from intake.placements import (
     MAX_BEDS,
@@ -179,10 +179,11 @@ def _run(reference: str, work: Any) -> WerkzeugResponse:
 
 
 def _int(name: str, default: int) -> int:
-    try:
-        return int(request.form.get(name) or default)
-    except ValueError:
-        raise PlacementRefused("not a number", code="beds") from None
+    value = (request.form.get(name) or "").strip()
+    number = small_int(value, digits=4) if value else default
+    if number is None:
+        raise PlacementRefused("not a number", code="beds")
+    return number
 
 
 @bp.post("/cases/<reference>/placements")
@@ -190,7 +191,8 @@ def _int(name: str, default: int) -> int:
 def request_bed(reference: str) -> WerkzeugResponse:
     def work(session: Session, case: Case, user: User) -> Any:
         shelter_id = request.form.get("shelter", "")
-        shelter = session.get(Shelter, int(shelter_id)) if shelter_id.isdigit() else None
+        found_id = small_int(shelter_id)
+        shelter = session.get(Shelter, found_id) if found_id is not None else None
         if shelter is None or shelter.province != case.province or not shelter.open:
             raise PlacementRefused("no such shelter", code="shelter")
         request_placement(
@@ -276,7 +278,8 @@ def correct(reference: str, placement_id: int) -> WerkzeugResponse:
     def work(session: Session, case: Case, user: User) -> Any:
         placement = _placement(session, case, placement_id)
         entry_id = request.form.get("entry", "")
-        entry = session.get(PlacementEntry, int(entry_id)) if entry_id.isdigit() else None
+        found_id = small_int(entry_id)
+        entry = session.get(PlacementEntry, found_id) if found_id is not None else None
         if entry is None or entry.placement_id != placement.id:
             raise PlacementRefused("no such entry", code="state")
         beds = request.form.get("beds") or ""

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Blueprint, Flask, Response, abort
 from flask_login import current_user
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, String, cast, exists, func, select
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -22,7 +23,7 @@ from core.auth import login_required
 from core.clock import now as clock_now
 from core.config import get_settings
 from core.db import get_session
-from core.models import User
+from core.models import AuditEntry, User
 from core.scheduler import Job, register_job
 from core.telephony import Telephony, TelephonyError, get_telephony
 from intake.calls import Recording, recording_of_case
@@ -36,6 +37,8 @@ bp = Blueprint("recordings", __name__, url_prefix="/cases")
 
 RETENTION_JOB_SECONDS = 3600
 BATCH = 100
+# A recording whose deletion failed waits this long before it is tried again.
+RETRY_FAILED_AFTER = timedelta(hours=1)
 NOT_FOUND = 404
 REFERENCE = re.compile(r"[A-Z]{2}-\d{4}-\d{4,6}")
 
@@ -106,9 +109,33 @@ def delete_expired_recordings(session: Session, telephony: Telephony, now: datet
     """The retention job: recordings older than ALI_RAW_TEXT_RETENTION_DAYS are deleted at
     Twilio; COMMITS after each, so one failure does not undo the others. A recording
     Twilio no longer has counts as deleted. Returns how many were deleted (at most BATCH)."""
+    return delete_recordings_batch(session, telephony, now).deleted
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    deleted: int
+    full: bool  # BATCH were tried: there may be more to try in this run
+
+
+def delete_recordings_batch(session: Session, telephony: Telephony, now: datetime) -> BatchDone:
+    """One batch of `delete_expired_recordings`. A failed deletion is audited, and the
+    recording is left out for RETRY_FAILED_AFTER: a few that keep failing must not take
+    every batch's places and keep the later ones from ever being reached."""
     days = get_settings().raw_text_retention_days
+    failed_lately = exists().where(
+        AuditEntry.object_type == "recording",
+        AuditEntry.action == "delete_failed",
+        AuditEntry.object_id == cast(PartnerCall.id, String),
+        AuditEntry.at > now - RETRY_FAILED_AFTER,
+    )
     due = list(
-        session.scalars(_expired_recordings(now, days).order_by(PartnerCall.id).limit(BATCH))
+        session.scalars(
+            _expired_recordings(now, days)
+            .where(~failed_lately)
+            .order_by(PartnerCall.id)
+            .limit(BATCH)
+        )
     )
     session.commit()
     deleted = 0
@@ -118,6 +145,16 @@ def delete_expired_recordings(session: Session, telephony: Telephony, now: datet
         except TelephonyError as exc:
             if exc.status != NOT_FOUND:
                 log.warning("recording of call %s not deleted: status=%s", call.id, exc.status)
+                audit.record(
+                    session,
+                    now=now,
+                    action="delete_failed",
+                    object_type="recording",
+                    object_id=call.id,
+                    fields=["recording"],
+                    detail={"status": exc.status, "code": exc.code},
+                )
+                session.commit()
                 continue
         call.recording_deleted_at = now
         call.recording_url = None
@@ -134,7 +171,7 @@ def delete_expired_recordings(session: Session, telephony: Telephony, now: datet
         deleted += 1
     if deleted:
         log.info("retention: %d call recordings deleted at Twilio", deleted)
-    return deleted
+    return BatchDone(deleted=deleted, full=len(due) >= BATCH)
 
 
 def init_app(app: Flask) -> None:

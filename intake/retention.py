@@ -23,6 +23,7 @@ from core import audit
 from core.clock import ROME
 from core.config import get_settings
 from core.telephony import Telephony
+from intake.calls import STALLED
 from intake.models import (
     Handoff,
     InboundText,
@@ -31,7 +32,7 @@ from intake.models import (
     PlacementEntry,
     PlacementReason,
 )
-from intake.recordings import BATCH, count_expired_recordings, delete_expired_recordings
+from intake.recordings import count_expired_recordings, delete_recordings_batch
 from intake.services import TOMBSTONE_PREFIX, tombstone_id
 from intake.sms import purge_raw_texts
 from routing.models import Case, CaseEvent, CaseEventKind, CaseStatus
@@ -239,6 +240,9 @@ def forget_caseless_callers(
         PartnerCall.case_id.is_(None),
         PartnerCall.caller_phone.is_not(None),
         PartnerCall.started_at < now - timedelta(days=days),
+        # A call stalled in forwarding or recording still owes its caller a case (the
+        # stalled-calls job opens it): its number is never forgotten before that.
+        PartnerCall.outcome.not_in(STALLED),
     )
     if dry_run:
         return session.scalar(select(func.count()).where(*due)) or 0
@@ -324,9 +328,10 @@ def run_retention(
         session.commit()
         recordings = 0
         while True:
-            deleted = delete_expired_recordings(session, telephony, now)
-            recordings += deleted
-            if deleted < BATCH:
+            # Failed ones are left out of the next batch: go on while batches are full.
+            batch = delete_recordings_batch(session, telephony, now)
+            recordings += batch.deleted
+            if not batch.full:
                 break
     counts = RetentionCounts(
         cases_pseudonymised=cases.cases_pseudonymised,

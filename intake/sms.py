@@ -20,11 +20,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.claims import Outcome, send_once
+from core.models import User
 from core.provinces import lookup_province
+from core.telephony import Telephony
 from intake.models import InboundText, Partner
 from intake.partners import partner_for_phone
 from intake.services import BroughtBy, OpenedCase, open_case
 from intake.validation import MAX_SUMMARY, CaseFields
+from oncall.notifications import status_callback_url
+from routing import alerts
 from routing.lifecycle import record_event
 from routing.models import Case, CaseEventKind, CaseStatus, Channel, Urgency
 from routing.places import (
@@ -59,6 +64,9 @@ class TextReceived:
     reference: str
     opened: OpenedCase | None  # None: the text joined the sender's open case
     reply: str | None  # what to text back (None: nothing)
+    # The inbound text that joined a case someone accepted: its taker must hear of it, because
+    # escalation has stopped and nobody else will (`tell_the_taker`, after the commit).
+    taker_to_tell: int | None = None
 
 
 def receive_text(
@@ -87,8 +95,13 @@ def receive_text(
     joined = _case_to_join(session, thread, partner, now) if thread != ANONYMOUS else None
     if joined is not None:
         _add_to_case(session, joined, text, now)
-        _store(session, joined.id, thread, partner, body, replied=False, now=now)
-        return TextReceived(reference=joined.reference, opened=None, reply=None)
+        stored = _store(session, joined.id, thread, partner, body, replied=False, now=now)
+        return TextReceived(
+            reference=joined.reference,
+            opened=None,
+            reply=None,
+            taker_to_tell=stored.id if joined.accepted_by_id is not None else None,
+        )
 
     fields = CaseFields(
         resolution=_resolution(partner, text, sender, served),
@@ -213,16 +226,44 @@ def _store(
     *,
     replied: bool,
     now: datetime,
-) -> None:
-    session.add(
-        InboundText(
-            case_id=case_id,
-            sender=thread,
-            partner_id=partner.id if partner is not None else None,
-            body=body,  # as sent (encrypted: even a NUL byte is safe in the ciphertext)
-            received_at=now,
-            replied=replied,
-        )
+) -> InboundText:
+    stored = InboundText(
+        case_id=case_id,
+        sender=thread,
+        partner_id=partner.id if partner is not None else None,
+        body=body,  # as sent (encrypted: even a NUL byte is safe in the ciphertext)
+        received_at=now,
+        replied=replied,
+    )
+    session.add(stored)
+    session.flush()
+    return stored
+
+
+def tell_the_taker(
+    session: Session, telephony: Telephony, inbound_text_id: int, now: datetime
+) -> Outcome | None:
+    """Text the operator who accepted the case an inbound text joined: a reference and a
+    link, once per text (`send_once` COMMITS). None when there is nobody to tell."""
+    found = session.execute(
+        select(Case.reference, Case.accepted_by_id)
+        .join(InboundText, InboundText.case_id == Case.id)
+        .where(InboundText.id == inbound_text_id)
+    ).first()
+    if found is None or found.accepted_by_id is None:
+        return None
+    user = session.get(User, found.accepted_by_id)
+    if user is None or not user.can_be_paged or user.phone is None:
+        log.warning("case %s: a new text, and its taker cannot be texted", found.reference)
+        return None
+    to, body = user.phone, alerts.new_text_sms(user, reference=found.reference)
+    return send_once(
+        session,
+        key=f"case_new_text:{inbound_text_id}",
+        kind="case_new_text",
+        user_id=user.id,
+        now=now,
+        send=lambda: telephony.send_sms(to=to, body=body, status_callback=status_callback_url()),
     )
 
 

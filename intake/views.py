@@ -25,6 +25,7 @@ from core.clock import now as clock_now
 from core.config import get_settings
 from core.db import get_session
 from core.models import User
+from core.text import small_int
 from intake.manual import LIST_FIELDS, handoff_body, manual_case_fields
 from intake.models import AgeBand, Exploitation, Gender, Minor, Need, ReporterType
 from intake.services import BroughtBy, open_case
@@ -475,8 +476,8 @@ def _user_ids(events: list[CaseEvent]) -> set[int]:
         for value in [event.data.get("operator_id"), *(event.data.get("operator_ids") or [])]:
             if isinstance(value, int):
                 found.add(value)
-        if event.actor.startswith("user:") and event.actor[5:].isdigit():
-            found.add(int(event.actor[5:]))
+        if event.actor.startswith("user:") and (actor_id := small_int(event.actor[5:])):
+            found.add(actor_id)
     return found
 
 

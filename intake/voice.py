@@ -27,6 +27,7 @@ from core.db import get_session
 from core.models import User
 from core.phones import InvalidPhone, normalise_phone
 from core.provinces import lookup_province
+from core.text import small_int
 from core.twilio import (
     Spoken,
     bridge,
@@ -72,7 +73,7 @@ def _province_name(sigla: str | None) -> str:
 
 def _form_int(name: str) -> int | None:
     value = request.form.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 7 else None
+    return small_int(value, digits=6)
 
 
 def _call(call_id: int) -> PartnerCall:
@@ -249,7 +250,7 @@ def _forward(call: PartnerCall) -> Response:
 def _ring(call: PartnerCall, *, before: Sequence[Spoken] = ()) -> Response:
     """Ring the person of the call's current attempt, or ask for a message past the end."""
     session = get_session()
-    person = calls.rung(session, call, call.attempt)
+    person = calls.reachable_person(session, call, clock_now())
     if person is None or not person.phone:
         calls.start_recording(call, clock_now())
         session.commit()
@@ -267,6 +268,7 @@ def _ring(call: PartnerCall, *, before: Sequence[Spoken] = ()) -> Response:
             max_seconds=RECORD_MAX_SECONDS,
             after=_url(call, "recorded"),
         )
+    session.commit()  # the attempt may have moved past people without a phone
     settings = get_settings()
     return dial_one(
         person.phone,
@@ -281,9 +283,10 @@ def _ring(call: PartnerCall, *, before: Sequence[Spoken] = ()) -> Response:
 
 def _attempt() -> int:
     value = request.args.get("attempt", "")
-    if not value.isdigit() or len(value) > 4:
+    number = small_int(value, digits=4)
+    if number is None:
         abort(404)
-    return int(value)
+    return number
 
 
 @bp.post("/<int:call_id>/dialled")

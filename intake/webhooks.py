@@ -10,16 +10,16 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Flask, Response, after_this_request, current_app, request
 from sqlalchemy import select
 
 from core.clock import now as clock_now
 from core.config import get_settings
-from core.db import get_session
+from core.db import get_session, session_scope
 from core.models import User
 from core.phones import InvalidPhone, normalise_phone
 from core.twilio import message_reply, twilio_signed
-from intake.sms import receive_text
+from intake.sms import receive_text, tell_the_taker
 from intake.validation import printable
 from oncall.notifications import (
     OPT_IN_WORDS,
@@ -93,4 +93,24 @@ def _new_case_by_sms(sender: str | None, raw_from: str, body: str, now: datetime
     opened = received.opened
     if opened is not None and opened.pages_queued and opened.dispatch_id is not None:
         after_response(FollowUp(to_send={opened.dispatch_id}))
+    if received.taker_to_tell is not None:
+        _tell_the_taker_after_response(received.taker_to_tell)
     return message_reply(received.reply)
+
+
+def _tell_the_taker_after_response(inbound_text_id: int) -> None:
+    """Like `after_response`: the SMS to the case's taker never holds up Twilio's webhook."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def _send() -> None:
+        try:
+            with app.app_context(), session_scope(app) as session:
+                now = app.extensions["ali.clock"].now()
+                tell_the_taker(session, app.extensions["ali.telephony"], inbound_text_id, now)
+        except Exception:
+            log.exception("the SMS to the taker of a case with a new text failed")
+
+    @after_this_request
+    def _register(response: Response) -> Response:
+        response.call_on_close(_send)
+        return response

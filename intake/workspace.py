@@ -103,6 +103,54 @@ def list_cases(session: Session, user: User, wanted: CaseFilter) -> CasePage:
     return CasePage(cases=listed, total=total, page=page, pages=pages)
 
 
+@dataclass(frozen=True)
+class Unaccepted:
+    total: int
+    red: int
+    amber: int
+    cases: list[ListedCase]  # the first few: red first, then amber, then by urgency and age
+
+
+def _is_red() -> ColumnElement[bool]:
+    return Dispatch.state == DispatchState.EXHAUSTED
+
+
+def _is_amber() -> ColumnElement[bool]:
+    return and_(Dispatch.state == DispatchState.OPEN, Dispatch.steps_fired > 1)
+
+
+def unaccepted_cases(session: Session, user: User, listed: int) -> Unaccepted:
+    """Every open case `user` may see that nobody accepted, counted red and amber in SQL (as
+    `lateness_of` says), and the first `listed` of them, unanswered ones first: a page of the
+    case list would leave the later ones out of the counts."""
+    conditions = _conditions(user, CaseFilter(unaccepted=True))
+    total, red, amber = session.execute(
+        select(
+            func.count(Case.id),
+            func.coalesce(func.sum(sql_case((_is_red(), 1), else_=0)), 0),
+            func.coalesce(func.sum(sql_case((_is_amber(), 1), else_=0)), 0),
+        )
+        .select_from(Case)
+        .outerjoin(Dispatch, Dispatch.case_id == Case.id)
+        .where(and_(*conditions))
+    ).one()
+    lateness_rank = sql_case((_is_red(), 0), (_is_amber(), 1), else_=2)
+    urgency_rank = sql_case(_URGENCY_ORDER, value=Case.urgency, else_=3)
+    rows = session.execute(
+        select(Case, Dispatch)
+        .outerjoin(Dispatch, Dispatch.case_id == Case.id)
+        .where(and_(*conditions))
+        .order_by(lateness_rank, urgency_rank, Case.received_at, Case.id)
+        .limit(listed)
+    ).all()
+    return Unaccepted(
+        total=int(total),
+        red=int(red),
+        amber=int(amber),
+        cases=[ListedCase(case, lateness_of(dispatch)) for case, dispatch in rows],
+    )
+
+
 # --- what the case page offers -------------------------------------------------------------
 
 

@@ -94,6 +94,16 @@ def follow_up_sms(user: User, *, reference: str) -> str:
         )
 
 
+def new_text_sms(user: User, *, reference: str) -> str:
+    """A new text on a case the operator accepted: the reference and the link, nothing more."""
+    with force_locale(locale_of(user)):
+        return _(
+            "ALI %(reference)s: new message on the case %(link)s",
+            reference=reference,
+            link=case_link(reference),
+        )
+
+
 def bundle_sms(user: User, *, alerts_open: list[str], taken: list[str]) -> str:
     """The SMS that stands for the pages past the operator's hourly cap: references only."""
     with force_locale(locale_of(user)):

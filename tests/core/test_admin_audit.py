@@ -189,3 +189,13 @@ def test_a_case_is_shown_by_its_reference(
     login(client, admin.email)
     page = client.get(f"/admin/audit?object_type=case&object_id={case_id}").text
     assert "(BS-2026-0001)" in page
+
+
+def test_odd_digits_in_the_audit_filters_are_a_message_not_an_error(
+    client: FlaskClient, make_user: UserFactory
+) -> None:
+    admin = make_user(roles=("admin",), provinces=())
+    login(client, admin.email)
+    for odd in ("²", "٣", "99999999999999999999"):
+        assert client.get(f"/admin/audit?user={odd}").status_code == 400
+        assert client.get(f"/admin/audit?page={odd}").status_code == 200

@@ -20,7 +20,9 @@ from core.clock import FrozenClock
 from core.config import load_settings
 from core.models import AuditEntry, User
 from core.scheduler import run_job
+from intake import recordings
 from intake.models import CallOutcome, Partner, PartnerCall, PartnerPhone, ReporterType
+from intake.retention import forget_caseless_callers, run_retention
 from routing.models import Case, CaseEvent, Page
 from tests.alerting import Chain, Phone, on_shift
 from tests.conftest import FROM_NUMBER, PUBLIC_URL, UserFactory, ali_environ, login
@@ -426,6 +428,55 @@ def test_a_caller_who_hangs_up_while_it_rings_is_a_missed_call_case(
     assert len(phone.sms_to(chain.primary)) == 1
 
 
+def test_an_operator_without_a_phone_is_skipped_and_the_next_one_is_rung(
+    line: Line, phone: Phone, chain: Chain, db: Session
+) -> None:
+    first = line.keys(line.call(), "2")
+    assert dialled_number(first) == chain.primary.phone
+    # While the primary's phone rings, the backup's number is removed from their account.
+    chain.backup.phone = None
+    db.commit()
+
+    after = line.dial_ended(first, "no-answer")
+
+    assert tags(after) == ["Dial"]
+    assert dialled_number(after) == chain.coordinator.phone
+    assert the_call(db, line).attempt == 2
+    # The coordinator's leg ends unanswered too: now, and only now, a message is asked for.
+    assert "Record" in tags(line.dial_ended(after, "no-answer"))
+
+
+def test_a_call_whose_callbacks_never_come_becomes_a_paged_missed_call_case(
+    line: Line, phone: Phone, chain: Chain, db: Session, clock: FrozenClock, app: Flask
+) -> None:
+    line.keys(line.call(), "2")  # the primary rings; then Twilio says nothing more
+    job = app.extensions["ali.jobs"]["intake.stalled_calls"]
+    assert job.seconds == 60
+
+    clock.advance(timedelta(minutes=9))
+    assert run_job(app, job) == 0
+    assert cases(db) == []
+    clock.advance(timedelta(minutes=2))
+    assert run_job(app, job) == 1
+
+    [case] = cases(db)
+    assert (case.urgency, case.caller_phone, case.province) == ("urgent", STRANGER, "BS")
+    assert the_call(db, line).outcome == CallOutcome.MISSED
+    assert len(phone.sms_to(chain.primary)) == 1  # paged at once, escalated from there
+    assert run_job(app, job) == 0  # once
+
+
+def test_a_stalled_call_keeps_its_callers_number_past_the_menus_retention(
+    line: Line, db: Session, clock: FrozenClock
+) -> None:
+    line.keys(line.call(), "2")
+    clock.advance(timedelta(days=400))
+    forgotten = forget_caseless_callers(db, now=clock.now(), days=90)
+    db.commit()
+    assert forgotten == 0
+    assert the_call(db, line).caller_phone == STRANGER
+
+
 def test_the_caller_number_is_encrypted_at_rest(line: Line, db: Session, engine: Engine) -> None:
     line.call()
     with engine.connect() as conn:
@@ -646,3 +697,66 @@ def test_the_retention_period_is_counted_in_real_time_across_the_october_clock_c
     assert run_job(app, job) == 0
     clock.set(datetime(2026, 11, 9, 10, 1, tzinfo=UTC))
     assert run_job(app, job) == 1
+
+
+def test_odd_digits_in_an_attempt_are_not_found(line: Line, db: Session) -> None:
+    line.keys(line.call(), "2")
+    call = the_call(db, line)
+    for odd in ("%C2%B2", "99999"):  # "²", as Twilio would send it in the URL
+        response = line.step(f"{VOICE}/{call.id}/dialled?attempt={odd}", DialCallStatus="busy")
+        assert response.status_code == 404
+
+
+def test_a_recording_whose_deletion_keeps_failing_does_not_block_the_later_ones(
+    phone: Phone,
+    chain: Chain,
+    twilio: TwilioStandIn,
+    db: Session,
+    clock: FrozenClock,
+    app: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recordings, "BATCH", 1)  # a batch of one stands for a batch of 100
+    first, second = Line(phone.hooks, STRANGER), Line(phone.hooks, PARTNER_PHONE)
+    leave_a_message(first, twilio)
+    leave_a_message(second, twilio)
+    job = app.extensions["ali.jobs"]["intake.recordings_retention"]
+    clock.advance(timedelta(days=31))
+
+    twilio.fail_next(1, 500)
+    assert run_job(app, job) == 0  # the oldest failed: tried again in an hour, not next run
+    assert run_job(app, job) == 1
+    assert (
+        the_call(db, first).recording_deleted_at,
+        the_call(db, second).recording_deleted_at,
+    ) == (
+        None,
+        clock.now(),
+    )
+    assert run_job(app, job) == 0
+    clock.advance(timedelta(minutes=61))
+    assert run_job(app, job) == 1
+    assert the_call(db, first).recording_deleted_at == clock.now()
+    failed = db.scalars(select(AuditEntry).where(AuditEntry.action == "delete_failed")).one()
+    assert (failed.object_type, failed.object_id) == ("recording", str(the_call(db, first).id))
+
+
+def test_the_retention_run_goes_past_batches_that_failed(
+    phone: Phone,
+    chain: Chain,
+    twilio: TwilioStandIn,
+    db: Session,
+    clock: FrozenClock,
+    app: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recordings, "BATCH", 1)
+    lines = [Line(phone.hooks, STRANGER), Line(phone.hooks, PARTNER_PHONE)]
+    for each in lines:
+        leave_a_message(each, twilio)
+    clock.advance(timedelta(days=31))
+    twilio.fail_next(1, 500)
+    with app.app_context():
+        counts = run_retention(db, app.extensions["ali.telephony"], now=clock.now())
+    assert counts.recordings_deleted == 1
+    assert [the_call(db, each).recording_deleted_at for each in lines] == [None, clock.now()]

@@ -216,6 +216,40 @@ def test_texts_within_30_minutes_join_later_ones_open_a_new_case(
     assert len(phone.sms_to(chain.coordinator)) == 2
 
 
+def test_a_text_joining_an_accepted_case_reaches_its_taker_once(
+    chain: Chain, phone: Phone, db: Session, clock: FrozenClock
+) -> None:
+    partner(db, clock)
+    text_from(phone, QUESTURA, "Ragazza in questura")
+    assert reply_text(phone.text(chain.primary, "1")).startswith("ALI BS-2026-0001")
+    before = len(phone.sms_to(chain.primary))
+    clock.advance(timedelta(minutes=10))
+    assert reply_text(text_from(phone, QUESTURA, "è tornato lui, aiuto")) == ""
+    news = phone.sms_to(chain.primary)[before:]
+    link = f"{PUBLIC_URL}/cases/BS-2026-0001"
+    assert news == [f"ALI BS-2026-0001: nuovo messaggio sul caso {link}"]
+    assert phone.sms_to(chain.backup) == []  # it went to the taker only, nobody else
+    chain.primary.locale = "en"
+    db.commit()
+    clock.advance(timedelta(minutes=10))
+    text_from(phone, QUESTURA, "again")
+    assert phone.sms_to(chain.primary)[before + 1 :] == [
+        f"ALI BS-2026-0001: new message on the case {link}"
+    ]
+    assert the_case(db, "BS-2026-0001").summary.endswith("aiuto\nagain")
+
+
+def test_a_text_joining_a_case_nobody_accepted_is_left_to_the_dispatch(
+    chain: Chain, phone: Phone, db: Session, clock: FrozenClock
+) -> None:
+    partner(db, clock)
+    text_from(phone, QUESTURA, "Ragazza in questura")
+    paged = len(phone.sms_to(chain.primary))
+    clock.advance(timedelta(minutes=1))
+    text_from(phone, QUESTURA, "altro")
+    assert len(phone.sms_to(chain.primary)) == paged
+
+
 def test_the_half_hour_is_real_time_across_the_autumn_change(
     chain: Chain, phone: Phone, db: Session, clock: FrozenClock
 ) -> None:

@@ -324,3 +324,32 @@ def test_the_beds_api_is_in_the_openapi_document(client: FlaskClient) -> None:
         "residential",
         "semi_autonomy",
     }
+
+
+ODD_NUMBERS = ("²", "1²", "٣", " 1", "-1", "99999999999999999999", "")
+
+
+@pytest.mark.parametrize("odd", ODD_NUMBERS)
+def test_odd_digits_in_the_placement_forms_get_a_form_message(
+    app: Flask, db: Session, make_user: UserFactory, clock: FrozenClock, odd: str
+) -> None:
+    now = clock.now()
+    operator = make_user(provinces=("BS",))
+    shelter = new_shelter(db, now=now)
+    case = new_case(db, now=now, by=operator, province="BS")
+    placement = request_placement(db, case, shelter, beds=1, actor=operator, now=now)
+    db.commit()
+    client, token = _client(app, operator)
+
+    def post(url: str, **data: str) -> str:
+        response = client.post(url, data={"csrf_token": token, **data}, follow_redirects=True)
+        assert response.status_code == 200
+        return response.get_data(as_text=True)
+
+    base = f"/cases/{case.reference}/placements"
+    assert "Scegli una struttura aperta" in post(base, shelter=odd, beds="1")
+    if odd.strip() not in ("", "1"):  # empty: the default, one bed; spaces are trimmed
+        assert "I posti letto devono essere" in post(base, shelter=str(shelter.id), beds=odd)
+    corrected = post(f"{base}/{placement.id}/correct", entry=odd, beds="1", reason="x")
+    assert "Questo inserimento non può cambiare così adesso" in corrected
+    assert db.scalars(select(Placement)).all() == [placement]

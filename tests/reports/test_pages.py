@@ -13,9 +13,11 @@ from sqlalchemy.orm import Session
 from core.clock import FrozenClock
 from core.dashboard import Panel, register_panel
 from core.models import AuditEntry
+from intake.dashboard import LISTED, unaccepted_panel
+from routing.models import DispatchState
 from tests.alerting import on_shift
 from tests.conftest import UserFactory, login
-from tests.intake.cases import new_case
+from tests.intake.cases import dispatch_of, new_case
 
 
 def test_the_dashboard_shows_unaccepted_cases_on_call_and_the_week_scoped_by_province(
@@ -77,3 +79,34 @@ def test_reports_are_for_coordinators_and_the_download_is_audited(
     assert f"{month},BS,cases,total,<3" in csv_body.get_data(as_text=True)
     entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "export")).one()
     assert entry.actor_id == coordinator.id
+
+
+def test_the_unaccepted_panel_counts_every_late_case_and_lists_the_unanswered_first(
+    client: FlaskClient, db: Session, make_user: UserFactory, clock: FrozenClock
+) -> None:
+    coordinator = make_user(name="Carla Coordinatrice", roles=("coordinator",), provinces=())
+    operator = make_user(name="Olga Operatrice", provinces=("BS",))
+    opened = []
+    for _n in range(30):  # more than a page of the case list
+        opened.append(new_case(db, now=clock.now(), by=operator, province="BS"))
+        clock.advance(timedelta(minutes=1))
+    for case in opened:  # on time: the first step is still running
+        dispatch_of(db, case).steps_fired = 1
+    red, amber = opened[-2:], opened[-3]  # the newest: past the case list's first page
+    for case in red:
+        dispatch_of(db, case).state = DispatchState.EXHAUSTED
+    dispatch_of(db, amber).state = DispatchState.OPEN
+    dispatch_of(db, amber).steps_fired = 2
+    db.commit()
+
+    panel = unaccepted_panel(db, coordinator, clock.now())
+
+    assert panel is not None
+    assert (panel["total"], panel["red"], panel["amber"]) == (30, 2, 1)
+    listed = [item.case.reference for item in panel["cases"]]
+    assert listed[:3] == [red[0].reference, red[1].reference, amber.reference]
+    assert len(listed) == LISTED
+    login(client, coordinator.email)
+    page = client.get("/").get_data(as_text=True)
+    assert "2 senza risposta" in page or "2 unanswered" in page
+    assert red[0].reference in page
