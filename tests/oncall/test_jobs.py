@@ -455,8 +455,8 @@ def test_rota_managers_hear_once_a_day_of_gaps_in_the_next_14_days(
         [
             (
                 manager.phone or "",
-                "Ali: il turno di BS ha 1 buco senza primario nei prossimi 14 giorni, dal "
-                "27/11 08:00. Apri la pagina dei turni per coprirlo.",
+                "Ali: il turno di BS ha 1 scopertura senza primario nei prossimi 14 giorni, dal "
+                "27/11 08:00. Apri la pagina dei turni per coprirla.",
             ),
             (
                 bg_manager.phone or "",
