@@ -264,6 +264,18 @@ def get_handoff(external_id: str) -> Answer:
     return _commit_counted(session, caller, now, (jsonify(body), 200))
 
 
+def _served_province(given: str) -> str | FieldError:
+    """The sigla of the `province` query parameter, or what is wrong with it."""
+    if not given.strip():
+        return FieldError("province", "is required (a sigla, a name or an ISTAT code)")
+    found = lookup_province(given)
+    if found is None:
+        return FieldError("province", "is not an Italian province")
+    if found.sigla not in get_settings().provinces:
+        return FieldError("province", f"{found.sigla} is not served by this instance of Ali")
+    return found.sigla
+
+
 @bp.get("/oncall")
 def get_on_call() -> Answer:
     session = get_session()
@@ -271,26 +283,18 @@ def get_on_call() -> Answer:
     caller = _authenticate(session, b"", now)
     if not isinstance(caller, Caller):
         return caller
-    given = request.args.get("province", "")
-    if not given.strip():
-        error = FieldError("province", "is required (a sigla, a name or an ISTAT code)")
-        return _commit_counted(session, caller, now, _invalid([error]))
-    found = lookup_province(given)
-    if found is None:
-        error = FieldError("province", "is not an Italian province")
-        return _commit_counted(session, caller, now, _invalid([error]))
-    if found.sigla not in get_settings().provinces:
-        error = FieldError("province", f"{found.sigla} is not served by this instance of Ali")
-        return _commit_counted(session, caller, now, _invalid([error]))
+    sigla = _served_province(request.args.get("province", ""))
+    if isinstance(sigla, FieldError):
+        return _commit_counted(session, caller, now, _invalid([sigla]))
     # The router's own chain: the same function and the same coordinators' fallback.
-    chain = on_call_chain(session, province=found.sigla, at=now)
+    chain = on_call_chain(session, province=sigla, at=now)
     coordinators, _pageable = coordinators_to_page(session, chain)
     audit.record(
         session,
         now=now,
         action="read",
         object_type="oncall",
-        object_id=found.sigla,
+        object_id=sigla,
         actor=caller.actor,
         fields=["primary", "backup", "coordinators"],
     )
@@ -313,28 +317,20 @@ def get_beds() -> Answer:
     caller = _authenticate(session, b"", now)
     if not isinstance(caller, Caller):
         return caller
-    given = request.args.get("province", "")
-    if not given.strip():
-        error = FieldError("province", "is required (a sigla, a name or an ISTAT code)")
-        return _commit_counted(session, caller, now, _invalid([error]))
-    found = lookup_province(given)
-    if found is None:
-        error = FieldError("province", "is not an Italian province")
-        return _commit_counted(session, caller, now, _invalid([error]))
-    if found.sigla not in get_settings().provinces:
-        error = FieldError("province", f"{found.sigla} is not served by this instance of Ali")
-        return _commit_counted(session, caller, now, _invalid([error]))
-    free = free_beds_by_kind(session, found.sigla)
+    sigla = _served_province(request.args.get("province", ""))
+    if isinstance(sigla, FieldError):
+        return _commit_counted(session, caller, now, _invalid([sigla]))
+    free = free_beds_by_kind(session, sigla)
     audit.record(
         session,
         now=now,
         action="read",
         object_type="beds",
-        object_id=found.sigla,
+        object_id=sigla,
         actor=caller.actor,
         fields=["free_beds"],
     )
-    body = {"province": found.sigla, "at": now.isoformat(), "free_beds": free}
+    body = {"province": sigla, "at": now.isoformat(), "free_beds": free}
     return _commit_counted(session, caller, now, (jsonify(body), 200))
 
 
