@@ -201,8 +201,6 @@ def reset_password(session: Session, user: User, *, actor: Actor, now: datetime)
     password = generate_password()
     user.password_hash = hash_password(password)
     user.must_change_password = True
-    user.failed_logins = 0
-    user.locked_until = None
     user.new_session_token()
     audit.record(
         session,
